@@ -1,0 +1,401 @@
+/*
+ * reactor.c — one shard's machinery, shared by both worlds: the task queue,
+ * timers (the heap itself is in timer.c), pollers, preemption, the clock and
+ * randomness seams, the trace hash and the statistics.
+ *
+ * The loop that drives these pieces belongs to the engine: core/engine_real.c
+ * sleeps in epoll_wait, sim/engine.c jumps virtual time. Both call the same
+ * sc__run_timers / sc__run_tasks / sc__run_pollers below.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/future_impl.h"
+#include "core/loop.h"
+#include "core/shard_impl.h"
+
+__thread struct sc__shard *sc__cur __attribute__((tls_model("initial-exec")));
+__thread volatile sig_atomic_t sc__preempt __attribute__((tls_model("initial-exec")));
+
+/* ---- randomness: xoshiro256** seeded through splitmix64 ---- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void sc__rng_seed(uint64_t st[4], uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        st[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t sc__rng_next(uint64_t s[4])
+{
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+uint64_t sc_random(void)
+{
+    return sc__rng_next(sc__shard()->rng);
+}
+
+uint64_t sc_random_below(uint64_t bound)
+{
+    if (bound == 0)
+        return 0;
+    /* Lemire's multiply-shift; the tiny bias is irrelevant at 64 bits. */
+    return (uint64_t)(((unsigned __int128)sc_random() * bound) >> 64);
+}
+
+/* ---- the trace hash ---- */
+
+void sc__trace_mix(struct sc__shard *s, uint64_t v)
+{
+    uint64_t x = v ^ s->trace;
+    s->trace = splitmix64(&x);
+}
+
+void sc_trace(uint64_t event)
+{
+    sc__trace_mix(sc__shard(), event ^ 0x7472616365ull /* "trace" */);
+}
+
+uint64_t sc_trace_hash(void)
+{
+    return sc__shard()->trace;
+}
+
+/* ---- the world-facing seams ---- */
+
+uint64_t sc_now(void)
+{
+    struct sc__shard *s = sc__shard();
+    return s->engine->now(s);
+}
+
+bool sc_is_simulated(void)
+{
+    return sc__shard()->engine->simulated;
+}
+
+uint64_t sc_seed(void)
+{
+    return sc__shard()->cfg.seed;
+}
+
+bool sc__need_preempt_slow(void)
+{
+    struct sc__shard *s = sc__shard();
+    return s && s->engine->need_preempt(s);
+}
+
+/* ---- the task queue ---- */
+
+void sc_task_schedule(struct sc_task *t)
+{
+    struct sc__shard *s = sc__shard();
+    t->next = NULL;
+    t->seq = ++s->task_seq;
+    if (s->tq_tail)
+        s->tq_tail->next = t;
+    else
+        s->tq_head = t;
+    s->tq_tail = t;
+    s->tq_len++;
+}
+
+/* Take the k-th queued task (0 = the head, the FIFO choice). Only the
+ * simulator asks for k > 0, and only within a small window. */
+static struct sc_task *dequeue(struct sc__shard *s, uint64_t k)
+{
+    struct sc_task *prev = NULL, *t = s->tq_head;
+    while (k-- && t->next) {
+        prev = t;
+        t = t->next;
+    }
+    if (prev)
+        prev->next = t->next;
+    else
+        s->tq_head = t->next;
+    if (s->tq_tail == t)
+        s->tq_tail = prev;
+    s->tq_len--;
+    return t;
+}
+
+bool sc__run_tasks(struct sc__shard *s)
+{
+    bool ran = false;
+    const struct sc__engine *e = s->engine;
+    while (s->tq_head) {
+        struct sc_task *t = dequeue(s, e->pick_task ? e->pick_task(s) : 0);
+        if (e->on_task)
+            e->on_task(s, t->seq);
+        s->tasks_started++;
+        s->running_task = 1;
+        t->run(t);
+        s->running_task = 0;
+        s->stats.tasks_run++;
+        ran = true;
+        if (s->tq_head && sc_need_preempt()) {
+            s->stats.preemptions++;
+            break;
+        }
+    }
+    return ran;
+}
+
+/* ---- timers: the API over the heap in timer.c ---- */
+
+void sc_timer_init(struct sc_timer *t, sc_timer_fn fn, void *arg)
+{
+    t->deadline = 0;
+    t->seq = 0;
+    t->index = SC_TIMER_IDLE;
+    t->fn = fn;
+    t->arg = arg;
+}
+
+int sc_timer_arm(struct sc_timer *t, uint64_t deadline)
+{
+    if (t->index != SC_TIMER_IDLE)
+        return -EBUSY;
+    struct sc__timer_heap *th = &sc__shard()->timers;
+    t->deadline = deadline;
+    t->seq = ++th->next_seq;
+    return sc__timer_heap_push(th, t);
+}
+
+int sc_timer_arm_in(struct sc_timer *t, uint64_t delay)
+{
+    uint64_t now = sc_now();
+    uint64_t deadline = now + delay < now ? UINT64_MAX : now + delay;
+    return sc_timer_arm(t, deadline);
+}
+
+bool sc_timer_cancel(struct sc_timer *t)
+{
+    if (t->index == SC_TIMER_IDLE)
+        return false;
+    sc__timer_heap_remove(&sc__shard()->timers, t);
+    return true;
+}
+
+bool sc_timer_armed(const struct sc_timer *t)
+{
+    return t->index != SC_TIMER_IDLE;
+}
+
+size_t sc_timer_count(void)
+{
+    return sc__shard()->timers.len;
+}
+
+uint64_t sc__next_deadline(struct sc__shard *s)
+{
+    struct sc_timer *t = sc__timer_heap_top(&s->timers);
+    return t ? t->deadline : UINT64_MAX;
+}
+
+bool sc__run_timers(struct sc__shard *s, uint64_t now)
+{
+    bool fired = false;
+    struct sc_timer *t;
+    while ((t = sc__timer_heap_top(&s->timers)) && t->deadline <= now) {
+        sc__timer_heap_remove(&s->timers, t);
+        if (s->engine->on_task)
+            s->engine->on_task(s, t->seq | (1ull << 63)); /* timers trace apart from tasks */
+        s->tasks_started++;
+        s->running_task = 1;
+        t->fn(t->arg);
+        s->running_task = 0;
+        s->stats.timers_fired++;
+        fired = true;
+    }
+    return fired;
+}
+
+/* ---- pollers ---- */
+
+int sc_poller_add(sc_poll_fn fn, void *arg)
+{
+    struct sc__shard *s = sc__shard();
+    for (uint32_t i = 0; i < s->npollers; i++) {
+        if (!s->pollers[i].fn) {
+            s->pollers[i] = (struct sc__poller){fn, arg};
+            s->active_pollers++;
+            return (int)i;
+        }
+    }
+    if (s->npollers == s->pollers_cap) {
+        uint32_t ncap = s->pollers_cap ? s->pollers_cap * 2 : 8;
+        struct sc__poller *np = realloc(s->pollers, ncap * sizeof *np);
+        if (!np)
+            return -ENOMEM;
+        s->pollers = np;
+        s->pollers_cap = ncap;
+    }
+    s->pollers[s->npollers] = (struct sc__poller){fn, arg};
+    s->active_pollers++;
+    return (int)s->npollers++;
+}
+
+int sc_poller_remove(int handle)
+{
+    struct sc__shard *s = sc__shard();
+    if (handle < 0 || (uint32_t)handle >= s->npollers || !s->pollers[handle].fn)
+        return -ENOENT;
+    s->pollers[handle].fn = NULL;
+    s->active_pollers--;
+    return 0;
+}
+
+bool sc__run_pollers(struct sc__shard *s)
+{
+    bool busy = false;
+    for (uint32_t i = 0; i < s->npollers; i++)
+        if (s->pollers[i].fn && s->pollers[i].fn(s->pollers[i].arg))
+            busy = true;
+    s->stats.polls++;
+    return busy;
+}
+
+/* ---- statistics ---- */
+
+void sc_reactor_stats(struct sc_reactor_stats *out)
+{
+    struct sc__shard *s = sc__shard();
+    *out = s->stats;
+    out->tasks_queued = s->tq_len;
+    out->pool_bytes = s->pool.bytes;
+    out->pool_allocs = s->pool.live;
+}
+
+/* ---- shard life cycle ---- */
+
+/* Independent PRNG streams derive from one seed: the app's stream and the
+ * simulator's perturbation stream never disturb each other. */
+enum { STREAM_APP = 1, STREAM_SCHED = 2 };
+
+static uint64_t stream_seed(uint64_t seed, unsigned shard, unsigned stream)
+{
+    uint64_t x = seed ^ ((uint64_t)shard << 32) ^ stream;
+    return splitmix64(&x);
+}
+
+int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
+                   const struct sc_config *cfg)
+{
+    memset(s, 0, sizeof *s);
+    s->id = id;
+    s->engine = e;
+    s->cfg = *cfg;
+    s->ledger.free_head = UINT32_MAX;
+    sc__pool_init(&s->pool);
+    sc__rng_seed(s->rng, stream_seed(cfg->seed, id, STREAM_APP));
+    sc__rng_seed(s->sched_rng, stream_seed(cfg->seed, id, STREAM_SCHED));
+    s->trace = cfg->seed;
+    return 0;
+}
+
+void sc__shard_fini(struct sc__shard *s)
+{
+    free(s->timers.h);
+    free(s->pollers);
+    free(s->ledger.e);
+    sc__pool_destroy(&s->pool);
+}
+
+struct main_rec {
+    struct sc_task task;
+    struct sc__waiter done;
+    struct sc__shard *shard;
+    sc_main_fn fn;
+    void *arg;
+    int argc;
+    char **argv;
+};
+
+static void main_done(struct sc__waiter *w, intptr_t value, int err)
+{
+    struct main_rec *m = SC_CONTAINER_OF(w, struct main_rec, done);
+    struct sc__shard *s = m->shard;
+    if (err) {
+        sc__ledger_log((uintptr_t)value, SC_LOG_ERROR, "the app's main function failed");
+        s->exit_code = 1;
+    } else {
+        s->exit_code = (int)value;
+    }
+    s->stopping = true;
+    sc__pool_free(m, sizeof *m);
+}
+
+static void main_run(struct sc_task *t)
+{
+    struct main_rec *m = SC_CONTAINER_OF(t, struct main_rec, task);
+    struct sc_future f = m->fn(m->arg, m->argc, m->argv);
+    sc__future_attach(f, &m->done);
+}
+
+void sc__shard_start_main(struct sc__shard *s, sc_main_fn fn, void *arg, int argc, char **argv)
+{
+    struct main_rec *m = sc__pool_alloc(sizeof *m);
+    if (!m) {
+        sc_log(SC_LOG_ERROR, "out of memory starting the app");
+        s->exit_code = 1;
+        s->stopping = true;
+        return;
+    }
+    *m = (struct main_rec){.shard = s, .fn = fn, .arg = arg, .argc = argc, .argv = argv};
+    m->task.run = main_run;
+    m->done.wake = main_done;
+    sc_task_schedule(&m->task);
+}
+
+void sc__print_summary(struct sc__shard *s)
+{
+    if (s->cfg.quiet)
+        return;
+    if (s->engine->simulated)
+        fprintf(stderr,
+                "sim: seed=%llu virtual_time_ns=%llu tasks=%llu timers=%llu exit=%d "
+                "trace=%016llx\n",
+                (unsigned long long)s->cfg.seed, (unsigned long long)s->engine->now(s),
+                (unsigned long long)s->stats.tasks_run, (unsigned long long)s->stats.timers_fired,
+                s->exit_code, (unsigned long long)s->trace);
+    else
+        fprintf(stderr, "real: seed=%llu tasks=%llu timers=%llu sleeps=%llu stalls=%llu exit=%d\n",
+                (unsigned long long)s->cfg.seed, (unsigned long long)s->stats.tasks_run,
+                (unsigned long long)s->stats.timers_fired, (unsigned long long)s->stats.sleeps,
+                (unsigned long long)s->stats.stalls, s->exit_code);
+}
+
+void sc__fill_result(struct sc__shard *s, struct sc_run_result *out)
+{
+    if (!out)
+        return;
+    out->exit_code = s->exit_code;
+    out->seed = s->cfg.seed;
+    out->trace_hash = s->trace;
+    out->end_ns = s->engine->now(s);
+    out->tasks_run = s->stats.tasks_run;
+    out->unhandled_errors = s->stats.unhandled_errors;
+}

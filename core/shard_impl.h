@@ -1,0 +1,162 @@
+/*
+ * shard_impl.h — the private state of one shard, shared by the files of
+ * core/ and by the engines (core/engine_real.c, sim/engine.c). Not a public
+ * header: apps never see struct sc__shard.
+ */
+#ifndef SC_SHARD_IMPL_H
+#define SC_SHARD_IMPL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "core/app.h"
+#include "core/reactor.h"
+
+/* ---- the continuation pool: per-shard size classes, no locks ---- */
+
+#define SC__POOL_GRAIN 16u
+#define SC__POOL_MAX 1024u /* larger requests go to malloc */
+#define SC__POOL_CLASSES (SC__POOL_MAX / SC__POOL_GRAIN)
+#define SC__POOL_CHUNK (64u * 1024u)
+
+struct sc__pool_big;
+struct sc__pool {
+    void *free[SC__POOL_CLASSES]; /* free list heads, one per size class */
+    void *chunks;                 /* chunks taken from the system, linked */
+    struct sc__pool_big *bigs;             /* allocations served by malloc, linked */
+    char *bump, *bump_end;        /* the unused tail of the newest chunk */
+    uint64_t bytes;               /* bytes of chunks held */
+    uint64_t live;                /* allocations not yet freed */
+    uint32_t fail_every;          /* test hook: fail every Nth allocation (0: never) */
+    uint32_t fail_count;
+};
+
+void sc__pool_init(struct sc__pool *p);
+void sc__pool_destroy(struct sc__pool *p);
+void *sc__pool_alloc(size_t size);
+void sc__pool_free(void *mem, size_t size);
+
+/* ---- the error ledger: where every failed future was made ---- */
+
+struct sc__ledger_entry {
+    const char *file;
+    int line;
+    int err;
+    uint32_t gen;      /* matches the high half of a failed future's id */
+    uint32_t next_free;
+};
+
+struct sc__ledger {
+    struct sc__ledger_entry *e;
+    uint32_t cap, used, free_head;
+    uint32_t gen;
+    uint64_t live;
+};
+
+uintptr_t sc__ledger_add(int err, const char *file, int line);
+void sc__ledger_release(uintptr_t id);
+void sc__ledger_report(uintptr_t id, const char *why); /* counts as unhandled */
+void sc__ledger_log(uintptr_t id, int level, const char *why);
+void sc__ledger_report_all(void);
+
+/* ---- the timer heap (core/timer.c) ---- */
+
+struct sc__timer_heap {
+    struct sc_timer **h;
+    uint32_t len, cap;
+    uint64_t next_seq;
+};
+
+int sc__timer_heap_push(struct sc__timer_heap *th, struct sc_timer *t);
+void sc__timer_heap_remove(struct sc__timer_heap *th, struct sc_timer *t);
+struct sc_timer *sc__timer_heap_top(const struct sc__timer_heap *th);
+
+/* ---- the shard ---- */
+
+struct sc__poller {
+    sc_poll_fn fn;
+    void *arg;
+};
+
+struct sc__engine;
+
+struct sc__shard {
+    unsigned id;
+    const struct sc__engine *engine;
+    struct sc_config cfg;
+
+    /* the task queue: FIFO, intrusive */
+    struct sc_task *tq_head, *tq_tail;
+    uint64_t tq_len;
+    uint64_t task_seq;
+    volatile sig_atomic_t running_task; /* the stall detector reads these two */
+    volatile uint64_t tasks_started;
+
+    struct sc__timer_heap timers;
+    struct sc__poller *pollers;
+    uint32_t npollers, pollers_cap, active_pollers;
+
+    struct sc__pool pool;
+    struct sc__ledger ledger;
+    uint32_t fstate_gen;
+
+    uint64_t rng[4];       /* the app-visible stream (xoshiro256**) */
+    uint64_t sched_rng[4]; /* the simulator's perturbation stream */
+    uint64_t trace;
+
+    /* the simulator's view of CPU time: when the current batch began */
+    uint64_t batch_start;
+
+    bool stopping;
+    int exit_code;
+    struct sc_reactor_stats stats;
+
+    void *engine_data; /* the engine's per-shard state */
+};
+
+extern __thread struct sc__shard *sc__cur __attribute__((tls_model("initial-exec")));
+
+static inline struct sc__shard *sc__shard(void)
+{
+    return sc__cur;
+}
+
+/* ---- what every engine provides ---- */
+
+struct sc__engine {
+    const char *name;
+    bool simulated;
+    uint64_t (*now)(struct sc__shard *s);
+    /* called when sc__preempt is set: does the running code really have to yield? */
+    bool (*need_preempt)(struct sc__shard *s);
+    /* should a ready continuation go through the task queue anyway? (sim perturbation) */
+    bool (*defer_ready)(struct sc__shard *s);
+    /* which queued task runs next: an index into the queue (0 = FIFO head) */
+    uint64_t (*pick_task)(struct sc__shard *s);
+    /* a task is about to run / a timer is about to fire: account virtual CPU time */
+    void (*on_task)(struct sc__shard *s, uint64_t seq);
+    /* run the whole app: returns its exit code */
+    int (*run)(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
+               struct sc_run_result *out);
+};
+
+extern const struct sc__engine sc__real_engine;
+extern const struct sc__engine sc__sim_engine;
+
+/* ---- reactor pieces the engines drive (core/reactor.c) ---- */
+
+int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
+                   const struct sc_config *cfg);
+void sc__shard_fini(struct sc__shard *s);
+void sc__shard_start_main(struct sc__shard *s, sc_main_fn fn, void *arg, int argc, char **argv);
+bool sc__run_timers(struct sc__shard *s, uint64_t now);
+bool sc__run_tasks(struct sc__shard *s);
+bool sc__run_pollers(struct sc__shard *s);
+uint64_t sc__next_deadline(struct sc__shard *s); /* UINT64_MAX when no timer is armed */
+void sc__trace_mix(struct sc__shard *s, uint64_t v);
+void sc__rng_seed(uint64_t state[4], uint64_t seed);
+uint64_t sc__rng_next(uint64_t state[4]);
+void sc__print_summary(struct sc__shard *s);
+void sc__fill_result(struct sc__shard *s, struct sc_run_result *out);
+
+#endif

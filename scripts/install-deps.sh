@@ -1,0 +1,21 @@
+#!/bin/sh
+# install-deps.sh — install every Debian package seacore uses.
+#   build and tests: gcc, make, pkg-config, Check
+#   engines:         libaio, liburing, libnuma, DPDK
+#   docs:            Doxygen, graphviz
+#   bench peers:     libuv, libevent, Concurrency Kit
+# Run as root (or through sudo). Safe to run again.
+set -eu
+PKGS="build-essential pkg-config check libsubunit-dev \
+      libaio-dev liburing-dev libnuma-dev libdpdk-dev \
+      doxygen graphviz \
+      libuv1-dev libevent-dev libck-dev"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: needs root: sudo $0" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+echo "install-deps.sh: installed: $PKGS" | tr -s ' ' >&2
