@@ -129,6 +129,8 @@ $(BUILD)/obj/labs/%.o: labs/%.c
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
 # grader_NN is built from labs/NN-*/grader.c
+# Keep intermediate objects (they are reused by several programs).
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/labs/grader_%: $$(patsubst labs/%.c,$(BUILD)/obj/labs/%.o,$$(wildcard labs/$$*-*/grader.c)) $(BUILD)/obj/tests/harness.o $(LIB_A)
 	@mkdir -p $(dir $@)
