@@ -45,7 +45,7 @@ ifeq ($(SAN),asan)
 ALL_CFLAGS  += -DSC_SAN=1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 ALL_LDFLAGS += -fsanitize=address,undefined
 else ifeq ($(SAN),tsan)
-ALL_CFLAGS  += -DSC_SAN=1 -fsanitize=thread -fno-omit-frame-pointer
+ALL_CFLAGS  += -DSC_SAN=1 -DSC_TSAN=1 -fsanitize=thread -fno-omit-frame-pointer
 ALL_LDFLAGS += -fsanitize=thread
 else ifneq ($(SAN),)
 $(error SAN must be asan or tsan, not '$(SAN)')

@@ -266,6 +266,9 @@ static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int a
 
     while (!s->stopping) {
         sc__preempt = 0;
+#ifdef SC_TSAN
+        s->batch_start = real_now(s); /* see sc__tsan_poll_quota() */
+#endif
         sc__run_timers(s, real_now(s));
         sc__run_tasks(s);
         bool busy = sc__run_pollers(s);

@@ -81,6 +81,7 @@ static bool injected_failure(struct sc__pool *p)
     return ++p->fail_count % p->fail_every == 0;
 }
 
+#ifndef SC_SAN
 static void *refill(struct sc__pool *p, size_t rounded)
 {
     if ((size_t)(p->bump_end - p->bump) < rounded) {
@@ -98,6 +99,7 @@ static void *refill(struct sc__pool *p, size_t rounded)
     p->bump += rounded;
     return m;
 }
+#endif
 
 void *sc__pool_alloc(size_t size)
 {

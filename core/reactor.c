@@ -107,6 +107,13 @@ bool sc__need_preempt_slow(void)
     return s && s->engine->need_preempt(s);
 }
 
+void sc__tsan_poll_quota(void)
+{
+    struct sc__shard *s = sc__shard();
+    if (s && !s->engine->simulated && s->engine->now(s) - s->batch_start >= s->cfg.task_quota_ns)
+        sc__preempt = 1;
+}
+
 /* ---- the task queue ---- */
 
 void sc_task_schedule(struct sc_task *t)

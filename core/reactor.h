@@ -125,6 +125,7 @@ int sc_poller_remove(int handle);
 /** @cond INTERNAL */
 extern __thread volatile sig_atomic_t sc__preempt __attribute__((tls_model("initial-exec")));
 bool sc__need_preempt_slow(void);
+void sc__tsan_poll_quota(void);
 /** @endcond */
 
 /**
@@ -137,6 +138,12 @@ bool sc__need_preempt_slow(void);
  */
 static inline bool sc_need_preempt(void)
 {
+#ifdef SC_TSAN
+    /* TSan holds signals back while a thread runs code it does not
+     * intercept, so a busy loop would never see the quota tick: TSan builds
+     * read the clock here instead. */
+    sc__tsan_poll_quota();
+#endif
     return __builtin_expect(sc__preempt != 0, 0) && sc__need_preempt_slow();
 }
 
