@@ -30,8 +30,8 @@ int sc_run_ex(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, c
         sc_log(SC_LOG_ERROR, "sc_run: a shard is already running on this thread");
         return 1;
     }
-    const struct sc__engine *e = cfg->backend == SC_BACKEND_REAL ? &sc__real_engine
-                                                                   : &sc__sim_engine;
+    const struct sc__engine *e =
+        cfg->backend == SC_BACKEND_REAL ? &sc__real_engine : &sc__sim_engine;
     return e->run(cfg, fn, arg, argc, argv, out);
 }
 
@@ -63,8 +63,9 @@ static const struct {
 } std_opts[] = {
     [O_BACKEND] = {"backend", true, "sim|real: the simulator (default) or the real machine"},
     [O_SEED] = {"seed", true, "N: the run's seed (sim: replays exactly; real: app randomness)"},
-    [O_QUOTA] = {"task-quota-ms", true, "X: how long tasks run before timers and I/O get a turn "
-                                        "(default 0.5)"},
+    [O_QUOTA] = {"task-quota-ms", true,
+                 "X: how long tasks run before timers and I/O get a turn "
+                 "(default 0.5)"},
     [O_STALL] = {"blocked-reactor-notify-ms", true,
                  "X: report a task that runs longer than this (default 25)"},
     [O_DEFER] = {"sim-defer-ready", true, "P: % of ready continuations sent through the queue"},

@@ -102,11 +102,11 @@ int sc_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char
 
 /** @brief What a finished run reports (sc_run_ex()). @ingroup ch03 */
 struct sc_run_result {
-    int exit_code;       /**< the app's exit code */
-    uint64_t seed;       /**< the seed actually used */
-    uint64_t trace_hash; /**< the trace hash at the end of the run */
-    uint64_t end_ns;     /**< the shard clock at the end (virtual ns in the simulator) */
-    uint64_t tasks_run;  /**< tasks run */
+    int exit_code;             /**< the app's exit code */
+    uint64_t seed;             /**< the seed actually used */
+    uint64_t trace_hash;       /**< the trace hash at the end of the run */
+    uint64_t end_ns;           /**< the shard clock at the end (virtual ns in the simulator) */
+    uint64_t tasks_run;        /**< tasks run */
     uint64_t unhandled_errors; /**< failed futures reported as never handled */
 };
 

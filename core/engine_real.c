@@ -234,7 +234,7 @@ static void real_sleep(struct sc__shard *s, struct real_shard *d, uint64_t deadl
 }
 
 static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
-                   struct sc_run_result *out)
+                    struct sc_run_result *out)
 {
     struct sc__shard *s = malloc(sizeof *s);
     struct real_shard *d = malloc(sizeof *d);
@@ -275,7 +275,8 @@ static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int a
         if (s->tq_head || busy || s->stopping)
             continue;
         if (s->active_pollers)
-            continue; /* pollers are polled, not slept on (the SMP issue adds their sleep protocol) */
+            continue; /* pollers are polled, not slept on (the SMP issue adds their sleep protocol)
+                       */
         uint64_t deadline = sc__next_deadline(s);
         if (deadline == UINT64_MAX) {
             sc_log(SC_LOG_ERROR, "real engine: the app has not finished, but nothing is left "

@@ -455,8 +455,7 @@ struct sc_future sc_handle_error(struct sc_future f, sc_error_fn fn, const void 
     return sc__fstate_future(&c->result);
 }
 
-struct sc_future sc_finally(struct sc_future f, sc_finally_fn fn, const void *cap,
-                            size_t cap_size)
+struct sc_future sc_finally(struct sc_future f, sc_finally_fn fn, const void *cap, size_t cap_size)
 {
     /* The cleanup's future may be pending even when f is ready, so finally
      * always takes a record: it must remember f's outcome while waiting. */

@@ -48,9 +48,9 @@ struct sc__fstate;
  */
 struct sc_future {
     union {
-        intptr_t value;         /**< ready, no error: the value */
-        uintptr_t ledger;       /**< ready, failed: the error's ledger entry */
-        struct sc__fstate *st;  /**< pending: the shared state */
+        intptr_t value;        /**< ready, no error: the value */
+        uintptr_t ledger;      /**< ready, failed: the error's ledger entry */
+        struct sc__fstate *st; /**< pending: the shared state */
     };
     int32_t err;  /**< ready: 0 or a negative error code */
     uint32_t gen; /**< 0 when ready; otherwise the generation of the shared state */
@@ -171,8 +171,7 @@ struct sc_future sc_then_wrapped(struct sc_future f, sc_wrapped_fn fn, const voi
  * If both fail, @p f's error wins and @p fn's error is reported and released.
  * @return a future of @p f's outcome; -ENOMEM if it could not be allocated
  */
-struct sc_future sc_finally(struct sc_future f, sc_finally_fn fn, const void *cap,
-                            size_t cap_size);
+struct sc_future sc_finally(struct sc_future f, sc_finally_fn fn, const void *cap, size_t cap_size);
 
 /**
  * @brief If @p f fails, run @p fn with the error (now handled); its future

@@ -26,13 +26,13 @@ struct sc__waiter {
 };
 
 struct sc__fstate {
-    struct sc__waiter fwd;      /* a handle for forwarding another state into this one */
-    struct sc__waiter *waiter;  /* the consumer, once attached */
-    intptr_t value;             /* the outcome, once resolved without a waiter */
+    struct sc__waiter fwd;     /* a handle for forwarding another state into this one */
+    struct sc__waiter *waiter; /* the consumer, once attached */
+    intptr_t value;            /* the outcome, once resolved without a waiter */
     int32_t err;
-    uint32_t gen;               /* nonzero while alive; matches the future's gen */
-    uint32_t mem_size;          /* the pool allocation that holds this state... */
-    uint16_t offset;            /* ...and where in it the state sits */
+    uint32_t gen;      /* nonzero while alive; matches the future's gen */
+    uint32_t mem_size; /* the pool allocation that holds this state... */
+    uint16_t offset;   /* ...and where in it the state sits */
     uint8_t resolved;
 };
 

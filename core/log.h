@@ -70,8 +70,8 @@ void sc_log_set_level(enum sc_log_level level);
 const char *sc_strerror(int err);
 
 /** @cond INTERNAL */
-_Noreturn void sc__assert_fail(const char *expr, const char *file, int line, const char *fmt,
-                               ...) __attribute__((format(printf, 4, 5)));
+_Noreturn void sc__assert_fail(const char *expr, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /** @endcond */
 
 /**

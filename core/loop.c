@@ -129,8 +129,7 @@ struct sc_future sc_repeat(sc_repeat_fn body, const void *cap, size_t cap_size)
     return loop_start(LOOP_REPEAT, body, NULL, cap, cap_size);
 }
 
-struct sc_future sc_do_until(sc_stop_fn stop, sc_repeat_fn body, const void *cap,
-                             size_t cap_size)
+struct sc_future sc_do_until(sc_stop_fn stop, sc_repeat_fn body, const void *cap, size_t cap_size)
 {
     return loop_start(LOOP_UNTIL, body, stop, cap, cap_size);
 }

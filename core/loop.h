@@ -26,7 +26,8 @@ typedef struct sc_future (*sc_repeat_fn)(void *cap);
 typedef bool (*sc_stop_fn)(void *cap);
 /** @brief Body of an indexed loop or a mapper: works on item @p i. @ingroup ch02 */
 typedef struct sc_future (*sc_index_fn)(void *cap, size_t i);
-/** @brief Reducer: folds one mapped @p value into @p acc and returns the new accumulator. @ingroup ch02 */
+/** @brief Reducer: folds one mapped @p value into @p acc and returns the new accumulator. @ingroup
+ * ch02 */
 typedef intptr_t (*sc_reduce_fn)(void *cap, intptr_t acc, intptr_t value);
 
 /**
@@ -42,8 +43,7 @@ struct sc_future sc_repeat(sc_repeat_fn body, const void *cap, size_t cap_size);
  * @ingroup ch02
  * @return future of 0; the body's error if it failed; -ENOMEM
  */
-struct sc_future sc_do_until(sc_stop_fn stop, sc_repeat_fn body, const void *cap,
-                             size_t cap_size);
+struct sc_future sc_do_until(sc_stop_fn stop, sc_repeat_fn body, const void *cap, size_t cap_size);
 
 /**
  * @brief Run @p body forever (its value is ignored) until it fails.
@@ -117,11 +117,12 @@ struct sc_future sc_yield(void);
  */
 struct sc_future sc_spawn(sc_then_fn fn, const void *cap, size_t cap_size);
 
-/** @brief Nanoseconds in a microsecond, millisecond, second (helpers for sc_sleep()). @ingroup ch02 */
-#define SC_US(x) ((uint64_t)(x) * 1000ull)
+/** @brief Nanoseconds in a microsecond, millisecond, second (helpers for sc_sleep()). @ingroup ch02
+ */
+#define SC_US(x) ((uint64_t)(x)*1000ull)
 /** @brief Milliseconds to nanoseconds. @ingroup ch02 */
-#define SC_MS(x) ((uint64_t)(x) * 1000000ull)
+#define SC_MS(x) ((uint64_t)(x)*1000000ull)
 /** @brief Seconds to nanoseconds. @ingroup ch02 */
-#define SC_SEC(x) ((uint64_t)(x) * 1000000000ull)
+#define SC_SEC(x) ((uint64_t)(x)*1000000000ull)
 
 #endif

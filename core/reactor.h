@@ -23,13 +23,13 @@
  * @ingroup ch03
  */
 struct sc_task {
-    struct sc_task *next;             /**< private: queue link */
+    struct sc_task *next;              /**< private: queue link */
     void (*run)(struct sc_task *self); /**< called once per sc_task_schedule() */
-    uint64_t seq;                     /**< private: scheduling order, for traces */
+    uint64_t seq;                      /**< private: scheduling order, for traces */
 };
 
 /** @brief The struct of type @p type whose member @p member is at @p ptr. @ingroup ch03 */
-#define SC_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define SC_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /**
  * @brief Queue @p t at the tail of this shard's task queue. It runs after the
@@ -167,7 +167,8 @@ uint64_t sc_random_below(uint64_t bound);
 /** @brief True if this shard runs in the simulator. @ingroup ch03 */
 bool sc_is_simulated(void);
 
-/** @brief The seed of this run (the simulator's, or the one drawn in the real world). @ingroup ch03 */
+/** @brief The seed of this run (the simulator's, or the one drawn in the real world). @ingroup ch03
+ */
 uint64_t sc_seed(void);
 
 /**

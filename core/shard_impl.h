@@ -14,16 +14,16 @@
 
 /* ---- the continuation pool: per-shard size classes, no locks ---- */
 
-#define SC__POOL_GRAIN 16u
-#define SC__POOL_MAX 1024u /* larger requests go to malloc */
+#define SC__POOL_GRAIN   16u
+#define SC__POOL_MAX     1024u /* larger requests go to malloc */
 #define SC__POOL_CLASSES (SC__POOL_MAX / SC__POOL_GRAIN)
-#define SC__POOL_CHUNK (64u * 1024u)
+#define SC__POOL_CHUNK   (64u * 1024u)
 
 struct sc__pool_big;
 struct sc__pool {
     void *free[SC__POOL_CLASSES]; /* free list heads, one per size class */
     void *chunks;                 /* chunks taken from the system, linked */
-    struct sc__pool_big *bigs;             /* allocations served by malloc, linked */
+    struct sc__pool_big *bigs;    /* allocations served by malloc, linked */
     char *bump, *bump_end;        /* the unused tail of the newest chunk */
     uint64_t bytes;               /* bytes of chunks held */
     uint64_t live;                /* allocations not yet freed */
@@ -42,7 +42,7 @@ struct sc__ledger_entry {
     const char *file;
     int line;
     int err;
-    uint32_t gen;      /* matches the high half of a failed future's id */
+    uint32_t gen; /* matches the high half of a failed future's id */
     uint32_t next_free;
 };
 

@@ -77,7 +77,9 @@ BEGIN {
     sub(/^\/\*[ \t]*LAB[ \t]+/, "", m)
     sub(/[ \t].*$/, "", m)
     n = m + 0
-    if (!match($0, /^[ \t]*\/\*.*\*\/[ \t]*$/) || index(substr($0, 3), "/*"))
+    t = trim($0)
+    if (substr(t, 1, 2) != "/*" || substr(t, length(t) - 1) != "*/" ||
+        index(substr(t, 3), "/*") || index(substr(t, 1, length(t) - 2), "*/"))
         fail("a LAB marker must be a comment on a line of its own")
     if (is_begin) {
         if (open)

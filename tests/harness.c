@@ -8,7 +8,7 @@
 
 #include "tests/harness.h"
 
-#define TR_MAX 64
+#define TR_MAX  64
 #define TR_LINE 160
 
 static char transcript[TR_MAX][TR_LINE];

@@ -88,8 +88,8 @@ static struct sc_future bill(void *cap, intptr_t price, int err)
 {
     const struct order *o = cap;
     if (err) {
-        printf("[%6.1f min] order %2d: %s refunded (%s)\n", minutes_now(), o->id,
-               dishes[o->dish], sc_strerror(err));
+        printf("[%6.1f min] order %2d: %s refunded (%s)\n", minutes_now(), o->id, dishes[o->dish],
+               sc_strerror(err));
         k.refunded++;
     } else {
         k.served++;
@@ -130,8 +130,7 @@ static struct sc_future close_kitchen(void *cap, intptr_t v)
 {
     (void)cap, (void)v;
     sc_timer_cancel(&clock_timer);
-    printf("[%6.1f min] closed: %d served, %d refunded, %d oven failures, revenue %" PRIdPTR
-           "\n",
+    printf("[%6.1f min] closed: %d served, %d refunded, %d oven failures, revenue %" PRIdPTR "\n",
            minutes_now(), k.served, k.refunded, k.oven_failures, k.revenue);
     sc_trace((uint64_t)k.revenue);
     /* every order ends served or refunded: anything else is a bug */
@@ -167,6 +166,6 @@ int main(int argc, char **argv)
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     return sc_app_run_opts(argc, argv,
-                           "A kitchen of futures: chains, errors, retries, timeouts, timers.",
-                           opts, demo_main, NULL);
+                           "A kitchen of futures: chains, errors, retries, timeouts, timers.", opts,
+                           demo_main, NULL);
 }

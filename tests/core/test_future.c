@@ -30,7 +30,8 @@ static struct sc_future ready_main(void *arg, int argc, char **argv)
     sc_reactor_stats(&before);
     struct sc_future f = sc_make_ready(40);
     f = sc_then(f, add_one, &cap, sizeof cap);
-    tr_step("sc_then on ready 40: continuation ran %d time(s) before sc_then returned", ready_calls);
+    tr_step("sc_then on ready 40: continuation ran %d time(s) before sc_then returned",
+            ready_calls);
     T_CHECK(ready_calls == 1, "ready continuation must run inside sc_then");
     T_CHECK(ready_cap_seen == &cap, "ready path must use the caller's capture, not a copy");
     f = sc_then(f, add_one, &cap, sizeof cap);

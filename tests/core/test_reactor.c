@@ -177,8 +177,8 @@ START_TEST(same_seed_same_trace)
     tr_reset();
     for (uint64_t seed = 1; seed <= 20; seed++) {
         uint64_t a = trace_of(seed, true), b = trace_of(seed, true);
-        tr_step("seed %llu: %016llx vs %016llx", (unsigned long long)seed,
-                (unsigned long long)a, (unsigned long long)b);
+        tr_step("seed %llu: %016llx vs %016llx", (unsigned long long)seed, (unsigned long long)a,
+                (unsigned long long)b);
         T_CHECK(a == b, "seed %llu gave two traces", (unsigned long long)seed);
     }
     T_CHECK(trace_of(1, true) != trace_of(2, true), "different seeds should differ");
@@ -295,17 +295,21 @@ START_TEST(options_parse)
 {
     tr_reset();
     struct sc_config cfg;
-    const char *good[] = {"prog", "--backend", "real", "--seed=42", "--task-quota-ms", "0.25",
-                          "--sim-chaos", "pos", NULL};
+    const char *good[] = {"prog", "--backend",   "real", "--seed=42", "--task-quota-ms",
+                          "0.25", "--sim-chaos", "pos",  NULL};
     T_CHECK(parse(good, &cfg) == 0, "good options rejected");
     T_CHECK(cfg.backend == SC_BACKEND_REAL && cfg.seed == 42 && cfg.seed_given, "values lost");
     T_CHECK(cfg.task_quota_ns == 250000, "quota %llu", (unsigned long long)cfg.task_quota_ns);
     T_CHECK(cfg.sim_shuffle_pct == 10, "chaos not applied");
     const char *bad[][4] = {
-        {"prog", "--bogus", NULL},           {"prog", "--backend", "dpdk", NULL},
-        {"prog", "--seed", "-3", NULL},      {"prog", "--seed", NULL},
-        {"prog", "--task-quota-ms", "0", NULL}, {"prog", "--sim-chaos=1", NULL},
-        {"prog", "--sim-shuffle-tasks", "101", NULL}, {"prog", "-x", NULL},
+        {"prog", "--bogus", NULL},
+        {"prog", "--backend", "dpdk", NULL},
+        {"prog", "--seed", "-3", NULL},
+        {"prog", "--seed", NULL},
+        {"prog", "--task-quota-ms", "0", NULL},
+        {"prog", "--sim-chaos=1", NULL},
+        {"prog", "--sim-shuffle-tasks", "101", NULL},
+        {"prog", "-x", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tr_step("parse %s %s", bad[i][1], bad[i][2] ? bad[i][2] : "");

@@ -19,8 +19,8 @@
 
 #include "core/seacore.h"
 
-#define ACCOUNTS 16
-#define TRANSFERS 200
+#define ACCOUNTS      16
+#define TRANSFERS     200
 #define START_BALANCE 1000
 
 struct bank {
