@@ -37,7 +37,7 @@ endif
 # ---- flags ---------------------------------------------------------------
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -I. $(WARN) $(CFLAGS) -MMD -MP
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fno-semantic-interposition -pthread -I. $(WARN) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS := -pthread $(LDFLAGS)
 LDLIBS_LIB := -lrt
 
@@ -129,12 +129,15 @@ $(BUILD)/obj/labs/%.o: labs/%.c
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
 # grader_NN is built from labs/NN-*/grader.c
+define GRADER_RULE
+$(BUILD)/labs/grader_$(1): $(BUILD)/obj/$(2:.c=.o) $(BUILD)/obj/tests/harness.o $(LIB_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LDLIBS_LIB)
+endef
+$(foreach g,$(wildcard labs/[0-9][0-9]-*/grader.c),$(eval $(call GRADER_RULE,$(firstword $(subst -, ,$(notdir $(patsubst %/grader.c,%,$(g))))),$(g))))
+
 # Keep intermediate objects (they are reused by several programs).
 .SECONDARY:
-.SECONDEXPANSION:
-$(BUILD)/labs/grader_%: $$(patsubst labs/%.c,$(BUILD)/obj/labs/%.o,$$(wildcard labs/$$*-*/grader.c)) $(BUILD)/obj/tests/harness.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS_LIB)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

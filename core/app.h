@@ -125,6 +125,7 @@ int sc_run_ex(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, c
  * @param argv in/out: the arguments (compacted in place)
  * @param cfg filled with defaults first, then the options found
  * @param opts app-defined options, or NULL
+ * @param about a one-line description of the app for `--help`, or NULL
  * @retval 0 parsed
  * @retval 1 `--help` was given (usage printed to stdout)
  * @retval -EINVAL an unknown or malformed option (message printed to stderr)

@@ -26,8 +26,10 @@ typedef struct sc_future (*sc_repeat_fn)(void *cap);
 typedef bool (*sc_stop_fn)(void *cap);
 /** @brief Body of an indexed loop or a mapper: works on item @p i. @ingroup ch02 */
 typedef struct sc_future (*sc_index_fn)(void *cap, size_t i);
-/** @brief Reducer: folds one mapped @p value into @p acc and returns the new accumulator. @ingroup
- * ch02 */
+/**
+ * @brief Reducer: folds one mapped @p value into @p acc and returns the new accumulator.
+ * @ingroup ch02
+ */
 typedef intptr_t (*sc_reduce_fn)(void *cap, intptr_t acc, intptr_t value);
 
 /**

@@ -92,7 +92,7 @@ static void *refill(struct sc__pool *p, size_t rounded)
         c->next = p->chunks;
         p->chunks = c;
         p->bytes += SC__POOL_CHUNK;
-        p->bump = (char *)c + 64; /* keep objects 64-byte aligned from here */
+        p->bump = (char *)c + 16; /* past the link; objects stay 16-byte aligned */
         p->bump_end = (char *)c + SC__POOL_CHUNK;
     }
     void *m = p->bump;
@@ -101,7 +101,7 @@ static void *refill(struct sc__pool *p, size_t rounded)
 }
 #endif
 
-void *sc__pool_alloc(size_t size)
+void *sc__pool_alloc_slow(size_t size)
 {
     struct sc__shard *s = sc__shard();
     SC_ASSERT(s != NULL, "futures and continuations only exist on a shard");
@@ -128,7 +128,7 @@ void *sc__pool_alloc(size_t size)
     return m;
 }
 
-void sc__pool_free(void *mem, size_t size)
+void sc__pool_free_slow(void *mem, size_t size)
 {
     struct sc__pool *p = &sc__shard()->pool;
     p->live--;

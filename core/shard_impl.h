@@ -33,8 +33,8 @@ struct sc__pool {
 
 void sc__pool_init(struct sc__pool *p);
 void sc__pool_destroy(struct sc__pool *p);
-void *sc__pool_alloc(size_t size);
-void sc__pool_free(void *mem, size_t size);
+void *sc__pool_alloc_slow(size_t size);
+void sc__pool_free_slow(void *mem, size_t size);
 
 /* ---- the error ledger: where every failed future was made ---- */
 
@@ -119,6 +119,41 @@ extern __thread struct sc__shard *sc__cur __attribute__((tls_model("initial-exec
 static inline struct sc__shard *sc__shard(void)
 {
     return sc__cur;
+}
+
+/* The pool's fast paths, inline: a free-list pop or push. Refills, big
+ * sizes, failure injection and sanitizer builds take the slow paths. */
+static inline void *sc__pool_alloc(size_t size)
+{
+#ifndef SC_SAN
+    struct sc__shard *s = sc__cur; /* NULL off a shard: the slow path says so */
+    if (__builtin_expect(s && size <= SC__POOL_MAX && !s->pool.fail_every, 1)) {
+        struct sc__pool *p = &s->pool;
+        unsigned c = (unsigned)((size + SC__POOL_GRAIN - 1) / SC__POOL_GRAIN) - 1;
+        void *m = p->free[c];
+        if (__builtin_expect(m != NULL, 1)) {
+            p->free[c] = *(void **)m;
+            p->live++;
+            return m;
+        }
+    }
+#endif
+    return sc__pool_alloc_slow(size);
+}
+
+static inline void sc__pool_free(void *mem, size_t size)
+{
+#ifndef SC_SAN
+    if (__builtin_expect(size <= SC__POOL_MAX, 1)) {
+        struct sc__pool *p = &sc__cur->pool;
+        unsigned c = (unsigned)((size + SC__POOL_GRAIN - 1) / SC__POOL_GRAIN) - 1;
+        *(void **)mem = p->free[c];
+        p->free[c] = mem;
+        p->live--;
+        return;
+    }
+#endif
+    sc__pool_free_slow(mem, size);
 }
 
 /* ---- what every engine provides ---- */

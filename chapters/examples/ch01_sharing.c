@@ -23,7 +23,8 @@
  *
  *     BENCH name=ch01.<what> value=<v> unit=ns/op [peer=<p> peer_value=<v> ratio=<r>]
  *
- * where ratio = value / peer_value and the peer is another line of the same run
+ * where ratio = peer_value / value (the project-wide convention: above 1 means
+ * this line is cheaper than its peer; below 1, costlier) and the peer is another line of the same run
  * (its name without the "ch01." prefix). Notes (which CPUs were used, pinning
  * problems) go to stderr, so stdout stays machine-readable.
  *
@@ -639,7 +640,7 @@ static void report(const char *name, double value, const char *peer, double peer
 {
     printf("BENCH name=ch01.%s value=%.2f unit=ns/op", name, value);
     if (peer != NULL)
-        printf(" peer=%s peer_value=%.2f ratio=%.2f", peer, peer_value, value / peer_value);
+        printf(" peer=%s peer_value=%.2f ratio=%.4f", peer, peer_value, peer_value / value);
     printf("\n");
     fflush(stdout);
 }
