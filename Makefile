@@ -160,7 +160,7 @@ check-unit: $(TESTS) $(GRADERS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 	@set -e; for g in $(GRADERS); do echo "== $$g (reference)"; $$g; done
 
-check-examples: $(EXAMPLES) $(APPS)
+check-examples: $(EXAMPLES) $(APPS) $(BENCHES)
 	@BUILD=$(BUILD) scripts/check-examples.sh
 
 check-sim: $(SIM_TOOLS)
