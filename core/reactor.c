@@ -200,9 +200,15 @@ int sc_timer_arm_in(struct sc_timer *t, uint64_t delay)
 
 bool sc_timer_cancel(struct sc_timer *t)
 {
+    struct sc__timer_heap *th = &sc__shard()->timers;
     if (t->index == SC_TIMER_IDLE)
         return false;
-    sc__timer_heap_remove(&sc__shard()->timers, t);
+    if (t->index == SC_TIMER_EXPIRING) { /* expired, waiting in this turn's batch */
+        t->index = SC_TIMER_IDLE;
+        th->expiring--;
+        return true;
+    }
+    sc__timer_heap_remove(th, t);
     return true;
 }
 
@@ -213,7 +219,8 @@ bool sc_timer_armed(const struct sc_timer *t)
 
 size_t sc_timer_count(void)
 {
-    return sc__shard()->timers.len;
+    struct sc__timer_heap *th = &sc__shard()->timers;
+    return th->len + th->expiring;
 }
 
 uint64_t sc__next_deadline(struct sc__shard *s)
@@ -224,10 +231,30 @@ uint64_t sc__next_deadline(struct sc__shard *s)
 
 bool sc__run_timers(struct sc__shard *s, uint64_t now)
 {
-    bool fired = false;
-    struct sc_timer *t;
-    while ((t = sc__timer_heap_top(&s->timers)) && t->deadline <= now) {
-        sc__timer_heap_remove(&s->timers, t);
+    /* First take every expired timer out of the heap, in firing order, then
+     * fire them. A callback that arms a timer with a past deadline (even its
+     * own) puts it back in the heap for the next turn, as reactor.h promises:
+     * a timer re-arming itself in the past can never hold this loop, and the
+     * tasks and other timers behind it, forever. A callback that cancels a
+     * timer still waiting in this batch stops it from firing. */
+    struct sc__timer_heap *th = &s->timers;
+    struct sc_timer *head = NULL, **tail = &head, *t;
+    while ((t = sc__timer_heap_top(th)) && t->deadline <= now) {
+        sc__timer_heap_remove(th, t);
+        t->index = SC_TIMER_EXPIRING;
+        t->next = NULL;
+        *tail = t;
+        tail = &t->next;
+        th->expiring++;
+    }
+    bool fired = head != NULL;
+    while (head) {
+        t = head;
+        head = t->next;
+        if (t->index != SC_TIMER_EXPIRING)
+            continue; /* cancelled by an earlier callback of this batch */
+        th->expiring--;
+        t->index = SC_TIMER_IDLE;
         if (s->engine->on_task)
             s->engine->on_task(s, t->seq | (1ull << 63)); /* timers trace apart from tasks */
         s->tasks_started++;
@@ -235,7 +262,6 @@ bool sc__run_timers(struct sc__shard *s, uint64_t now)
         t->fn(t->arg);
         s->running_task = 0;
         s->stats.timers_fired++;
-        fired = true;
     }
     return fired;
 }

@@ -52,15 +52,19 @@ typedef void (*sc_timer_fn)(void *arg);
  * been disarmed, so it may re-arm its own timer.
  */
 struct sc_timer {
-    uint64_t deadline; /**< private: absolute ns on the shard clock */
-    uint64_t seq;      /**< private: arming order, breaks deadline ties */
-    uint32_t index;    /**< private: position in the heap, or SC_TIMER_IDLE */
-    sc_timer_fn fn;    /**< private */
-    void *arg;         /**< private */
+    uint64_t deadline;     /**< private: absolute ns on the shard clock */
+    uint64_t seq;          /**< private: arming order, breaks deadline ties */
+    uint32_t index;        /**< private: position in the heap, SC_TIMER_IDLE or SC_TIMER_EXPIRING */
+    struct sc_timer *next; /**< private: link in the batch of expired timers */
+    sc_timer_fn fn;        /**< private */
+    void *arg;             /**< private */
 };
 
 /** @brief Heap position of a timer that is not armed. @ingroup ch03 */
 #define SC_TIMER_IDLE UINT32_MAX
+/** @brief Position of a timer that has expired and fires later in this reactor turn. @ingroup ch03
+ */
+#define SC_TIMER_EXPIRING (UINT32_MAX - 1)
 
 /**
  * @brief Prepare @p t to call @p fn(@p arg) when it fires. Does not arm it.

@@ -64,6 +64,7 @@ void sc__ledger_report_all(void);
 struct sc__timer_heap {
     struct sc_timer **h;
     uint32_t len, cap;
+    uint32_t expiring; /* expired timers waiting to fire in this turn */
     uint64_t next_seq;
 };
 

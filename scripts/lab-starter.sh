@@ -33,13 +33,20 @@ usage() {
 case $1 in
 '' | *[!0-9]*) echo "$0: lab number must be digits, not '$1'" >&2; usage ;;
 esac
-[ -r "$2" ] && [ -f "$2" ] || { echo "$0: cannot read '$2'" >&2; exit 1; }
+if [ ! -f "$2" ] || [ ! -r "$2" ]; then
+    echo "$0: cannot read '$2'" >&2
+    exit 1
+fi
 
 exec awk -v lab="$1" -v file="$2" '
 function fail(msg) {
     printf "lab-starter: %s:%d: %s\n", file, NR, msg > "/dev/stderr"
     failed = 1
     exit 2
+}
+# Output is kept until the end, so that a marker error prints no half file.
+function emit(line) {
+    out[nout++] = line
 }
 function trim(s) {
     sub(/^[ \t]+/, "", s)
@@ -63,13 +70,14 @@ BEGIN {
     lab += 0
     open = 0       # inside a region (of any lab)?
     found = 0      # regions of lab NN seen
+    nout = 0
 }
 {
     is_begin = match($0, /\/\*[ \t]*LAB[ \t]+[0-9]+[ \t]+BEGIN/)
     is_end = !is_begin && match($0, /\/\*[ \t]*LAB[ \t]+[0-9]+[ \t]+END/)
     if (!is_begin && !is_end) {
         if (!(open && open_lab == lab))
-            print
+            emit($0)
         next
     }
     # The lab number of this marker.
@@ -92,7 +100,7 @@ BEGIN {
         indent = $0
         sub(/[^ \t].*$/, "", indent)
         if (n != lab)
-            print
+            emit($0)
         next
     }
     # an END marker
@@ -104,16 +112,16 @@ BEGIN {
     repl = marker_text($0, "END")
     open = 0
     if (n != lab) {
-        print
+        emit($0)
         next
     }
     found++
     if (hint != "")
-        printf "%s/* TODO(lab %02d): %s */\n", indent, lab, hint
+        emit(sprintf("%s/* TODO(lab %02d): %s */", indent, lab, hint))
     else
-        printf "%s/* TODO(lab %02d) */\n", indent, lab
+        emit(sprintf("%s/* TODO(lab %02d) */", indent, lab))
     if (repl != "")
-        printf "%s%s\n", indent, repl
+        emit(indent repl)
 }
 END {
     if (failed)
@@ -126,5 +134,7 @@ END {
         printf "lab-starter: %s: no LAB %02d region in this file\n", file, lab > "/dev/stderr"
         exit 2
     }
+    for (i = 0; i < nout; i++)
+        print out[i]
 }
 ' "$2"

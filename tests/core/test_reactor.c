@@ -105,6 +105,47 @@ START_TEST(timer_rearm_from_callback)
 }
 END_TEST
 
+/* A timer that keeps re-arming itself in the past must not starve tasks. */
+static struct sc_timer eager_t;
+static int eager_fires;
+static bool eager_stop;
+
+static void eager(void *arg)
+{
+    (void)arg;
+    eager_fires++;
+    if (!eager_stop)
+        sc_timer_arm(&eager_t, 0);
+}
+
+static struct sc_future stop_eager(void *cap, intptr_t v)
+{
+    (void)cap, (void)v;
+    eager_stop = true;
+    tr_step("the task ran after %d firings", eager_fires);
+    return sc_make_ready(0);
+}
+
+static struct sc_future eager_main(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    sc_timer_init(&eager_t, eager, NULL);
+    sc_timer_arm(&eager_t, 0);
+    /* another timer, due later, must fire too; then the task stops the eager one */
+    return sc_then(sc_sleep(SC_US(200)), stop_eager, NULL, 0);
+}
+
+START_TEST(past_rearm_waits_a_turn)
+{
+    tr_reset();
+    backend_i = _i;
+    eager_fires = 0;
+    eager_stop = false;
+    T_CHECK(t_run(WORLD, eager_main, NULL) == 0, "run failed");
+    T_CHECK(eager_fires >= 2, "the eager timer fired only %d times", eager_fires);
+}
+END_TEST
+
 /* ---- virtual time: an hour of sleep costs no wall time ---- */
 
 static uint64_t woke_at[3];
@@ -344,6 +385,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, timer_order_ties_cancel, 0, 2);
     tcase_add_loop_test(tc, timer_rearm_from_callback, 0, 2);
+    tcase_add_loop_test(tc, past_rearm_waits_a_turn, 0, 2);
     tcase_add_test(tc, sim_sleeps_an_hour_instantly);
     tcase_add_test(tc, same_seed_same_trace);
     tcase_add_test(tc, stall_detector_reports);
