@@ -172,6 +172,22 @@ bool sc__run_tasks(struct sc__shard *s)
 
 /* ---- timers: the API over the heap in timer.c ---- */
 
+/* The batch of expired timers is a doubly linked list in the shard, so that
+ * a callback may cancel (and free) any timer still waiting in it. */
+static void batch_unlink(struct sc__timer_heap *th, struct sc_timer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        th->batch_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        th->batch_tail = t->prev;
+    th->expiring--;
+    t->index = SC_TIMER_IDLE;
+}
+
 void sc_timer_init(struct sc_timer *t, sc_timer_fn fn, void *arg)
 {
     t->deadline = 0;
@@ -204,8 +220,7 @@ bool sc_timer_cancel(struct sc_timer *t)
     if (t->index == SC_TIMER_IDLE)
         return false;
     if (t->index == SC_TIMER_EXPIRING) { /* expired, waiting in this turn's batch */
-        t->index = SC_TIMER_IDLE;
-        th->expiring--;
+        batch_unlink(th, t);
         return true;
     }
     sc__timer_heap_remove(th, t);
@@ -235,26 +250,25 @@ bool sc__run_timers(struct sc__shard *s, uint64_t now)
      * fire them. A callback that arms a timer with a past deadline (even its
      * own) puts it back in the heap for the next turn, as reactor.h promises:
      * a timer re-arming itself in the past can never hold this loop, and the
-     * tasks and other timers behind it, forever. A callback that cancels a
-     * timer still waiting in this batch stops it from firing. */
+     * tasks and other timers behind it, forever. The loop holds no pointer
+     * to a timer across a callback: each one may cancel or free the others. */
     struct sc__timer_heap *th = &s->timers;
-    struct sc_timer *head = NULL, **tail = &head, *t;
+    struct sc_timer *t;
     while ((t = sc__timer_heap_top(th)) && t->deadline <= now) {
         sc__timer_heap_remove(th, t);
         t->index = SC_TIMER_EXPIRING;
         t->next = NULL;
-        *tail = t;
-        tail = &t->next;
+        t->prev = th->batch_tail;
+        if (th->batch_tail)
+            th->batch_tail->next = t;
+        else
+            th->batch_head = t;
+        th->batch_tail = t;
         th->expiring++;
     }
-    bool fired = head != NULL;
-    while (head) {
-        t = head;
-        head = t->next;
-        if (t->index != SC_TIMER_EXPIRING)
-            continue; /* cancelled by an earlier callback of this batch */
-        th->expiring--;
-        t->index = SC_TIMER_IDLE;
+    bool fired = th->batch_head != NULL;
+    while ((t = th->batch_head)) {
+        batch_unlink(th, t);
         if (s->engine->on_task)
             s->engine->on_task(s, t->seq | (1ull << 63)); /* timers trace apart from tasks */
         s->tasks_started++;

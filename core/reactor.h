@@ -55,7 +55,8 @@ struct sc_timer {
     uint64_t deadline;     /**< private: absolute ns on the shard clock */
     uint64_t seq;          /**< private: arming order, breaks deadline ties */
     uint32_t index;        /**< private: position in the heap, SC_TIMER_IDLE or SC_TIMER_EXPIRING */
-    struct sc_timer *next; /**< private: link in the batch of expired timers */
+    struct sc_timer *next; /**< private: links in the batch of expired timers */
+    struct sc_timer *prev; /**< private */
     sc_timer_fn fn;        /**< private */
     void *arg;             /**< private */
 };

@@ -64,7 +64,8 @@ void sc__ledger_report_all(void);
 struct sc__timer_heap {
     struct sc_timer **h;
     uint32_t len, cap;
-    uint32_t expiring; /* expired timers waiting to fire in this turn */
+    uint32_t expiring;                        /* expired timers waiting to fire in this turn */
+    struct sc_timer *batch_head, *batch_tail; /* ...in firing order */
     uint64_t next_seq;
 };
 

@@ -146,6 +146,48 @@ START_TEST(past_rearm_waits_a_turn)
 }
 END_TEST
 
+/* A callback cancels (and frees) a timer that expired in the same batch. */
+static struct sc_timer *victim;
+static int victim_fired;
+
+static void victim_fn(void *arg)
+{
+    (void)arg;
+    victim_fired++;
+}
+
+static void killer_fn(void *arg)
+{
+    (void)arg;
+    T_CHECK(sc_timer_armed(victim), "the victim is still waiting to fire");
+    T_CHECK(sc_timer_cancel(victim), "cancelling an expired, unfired timer returns true");
+    free(victim); /* the reactor must not touch it again (ASan checks) */
+    victim = NULL;
+}
+
+static struct sc_future batch_cancel_main(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    static struct sc_timer killer;
+    victim = malloc(sizeof *victim);
+    sc_timer_init(&killer, killer_fn, NULL);
+    sc_timer_init(victim, victim_fn, NULL);
+    uint64_t d = sc_now() + SC_US(20);
+    sc_timer_arm(&killer, d); /* same deadline, armed first: fires first */
+    sc_timer_arm(victim, d);
+    return sc_sleep(SC_US(100));
+}
+
+START_TEST(cancel_within_a_batch)
+{
+    tr_reset();
+    backend_i = _i;
+    victim_fired = 0;
+    T_CHECK(t_run(WORLD, batch_cancel_main, NULL) == 0, "run failed");
+    T_CHECK(victim_fired == 0, "a timer cancelled by an earlier callback of its batch fired");
+}
+END_TEST
+
 /* ---- virtual time: an hour of sleep costs no wall time ---- */
 
 static uint64_t woke_at[3];
@@ -386,6 +428,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, timer_order_ties_cancel, 0, 2);
     tcase_add_loop_test(tc, timer_rearm_from_callback, 0, 2);
     tcase_add_loop_test(tc, past_rearm_waits_a_turn, 0, 2);
+    tcase_add_loop_test(tc, cancel_within_a_batch, 0, 2);
     tcase_add_test(tc, sim_sleeps_an_hour_instantly);
     tcase_add_test(tc, same_seed_same_trace);
     tcase_add_test(tc, stall_detector_reports);
