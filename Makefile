@@ -38,7 +38,8 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fno-semantic-interposition -pthread -I. $(WARN) $(CFLAGS) -MMD -MP
-ALL_LDFLAGS := -pthread $(LDFLAGS)
+# -rdynamic: function names in the stall detector's backtraces
+ALL_LDFLAGS := -pthread -rdynamic $(LDFLAGS)
 LDLIBS_LIB := -lrt
 
 ifeq ($(SAN),asan)
