@@ -4,7 +4,7 @@
  *
  * Every shard logs to stderr with its shard id in front, so interleaved output
  * from several shards stays readable. Assertions never compile away: in
- * seacore they document invariants (a future used twice, a timer armed twice)
+ * seacore they document invariants (a future used twice, a promise set twice)
  * and a violated invariant is a bug worth stopping for.
  */
 #ifndef SC_LOG_H

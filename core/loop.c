@@ -206,7 +206,9 @@ static void fan_sub_wake(struct sc__waiter *w, intptr_t value, int err)
 {
     struct fan *fa = SC_CONTAINER_OF(w, struct fan_sub, w)->fan;
     fan_collect(fa->reduce, fa->cap, &fa->acc, &fa->err_ledger, &fa->err, value, err);
-    if (--fa->pending == 0 && !fa->launching)
+    /* Finish only when every item has been started: launching may have
+     * yielded at the quota with items still to start. */
+    if (--fa->pending == 0 && !fa->launching && fa->next == fa->n)
         fan_finish(fa);
 }
 

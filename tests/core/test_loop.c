@@ -363,6 +363,29 @@ START_TEST(loops_cannot_starve_timers)
 }
 END_TEST
 
+/* ---- a fan-out that yields while launching, with items still pending ---- */
+
+static struct sc_future yield_item(void *cap, size_t i)
+{
+    (void)cap, (void)i;
+    return sc_yield();
+}
+
+static struct sc_future big_fan_main(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    /* enough items that starting them all spans several quotas */
+    return sc_parallel_for_each(200000, yield_item, NULL, 0);
+}
+
+START_TEST(fan_out_yields_while_items_pending)
+{
+    tr_reset();
+    backend_i = _i;
+    T_CHECK(t_run(WORLD, big_fan_main, NULL) == 0, "parallel_for_each over 200000 yields failed");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loop");
@@ -372,6 +395,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, combinators, 0, 2);
     tcase_add_loop_test(tc, timeouts, 0, 2);
     tcase_add_loop_test(tc, loops_cannot_starve_timers, 0, 2);
+    tcase_add_loop_test(tc, fan_out_yields_while_items_pending, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
