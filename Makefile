@@ -40,7 +40,7 @@ CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fno-semantic-interposition -pthread -I. $(WARN) $(CFLAGS) -MMD -MP
 # -rdynamic: function names in the stall detector's backtraces
 ALL_LDFLAGS := -pthread -rdynamic $(LDFLAGS)
-LDLIBS_LIB := -lrt
+LDLIBS_LIB := -lrt -lnuma
 
 ifeq ($(SAN),asan)
 ALL_CFLAGS  += -DSC_SAN=1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

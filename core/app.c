@@ -21,6 +21,8 @@ void sc_config_default(struct sc_config *cfg)
     cfg->stall_threshold_ns = 25000000;
     cfg->sim_task_ns = 100;
     cfg->sim_poll_ns = 10;
+    cfg->idle_poll_ns = 200000;
+    cfg->sim_step_tasks = 8;
 }
 
 int sc_run_ex(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
@@ -42,6 +44,43 @@ int sc_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char
 
 /* ---- option parsing ---- */
 
+int sc__parse_cpuset(const char *v, int *cpus, int max)
+{
+    /* "0-3,6,8-9": ranges and single CPUs, ascending or not, no duplicates */
+    int n = 0;
+    const char *p = v;
+    if (!*p)
+        return -EINVAL;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (errno || end == p || a < 0 || a >= CPU_SETSIZE_LIMIT)
+            return -EINVAL;
+        b = a;
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (errno || end == p + 1 || b < a || b >= CPU_SETSIZE_LIMIT)
+                return -EINVAL;
+            p = end;
+        }
+        for (long c = a; c <= b; c++) {
+            for (int k = 0; k < n; k++)
+                if (cpus[k] == c)
+                    return -EINVAL;
+            if (n == max)
+                return -EINVAL;
+            cpus[n++] = (int)c;
+        }
+        if (*p == 0)
+            return n;
+        if (*p != ',')
+            return -EINVAL;
+        p++;
+    }
+}
+
 enum std_opt {
     O_BACKEND,
     O_SEED,
@@ -53,6 +92,11 @@ enum std_opt {
     O_CHAOS,
     O_TASK_NS,
     O_QUIET,
+    O_SMP,
+    O_CPUSET,
+    O_IDLE_POLL,
+    O_POLL_MODE,
+    O_STEP_TASKS,
     O_HELP,
 };
 
@@ -74,6 +118,11 @@ static const struct {
     [O_CHAOS] = {"sim-chaos", false, "all three perturbations at 10%"},
     [O_TASK_NS] = {"sim-task-ns", true, "N: virtual CPU time charged per task (default 100)"},
     [O_QUIET] = {"quiet", false, "no start-up or summary lines"},
+    [O_SMP] = {"smp", true, "N: number of shards (default: real, every usable CPU; sim, 2)"},
+    [O_CPUSET] = {"cpuset", true, "LIST: CPUs for the shards, e.g. 0-3,6 (real world)"},
+    [O_IDLE_POLL] = {"idle-poll-time-us", true, "N: busy-poll this long before sleeping (200)"},
+    [O_POLL_MODE] = {"poll-mode", false, "never sleep: lowest latency, 100% CPU per shard"},
+    [O_STEP_TASKS] = {"sim-step-tasks", true, "N: most tasks a shard runs per simulator step"},
     [O_HELP] = {"help", false, "this text"},
 };
 
@@ -174,6 +223,37 @@ static int apply_std(const char *prog, enum std_opt o, const char *v, struct sc_
     case O_QUIET:
         cfg->quiet = true;
         return 0;
+    case O_SMP: {
+        uint64_t x;
+        if (!parse_u64(v, &x) || x < 1 || x > SC_MAX_SHARDS)
+            return bad(prog, n, v, "expected 1.." SC_STR(SC_MAX_SHARDS));
+        cfg->smp = (unsigned)x;
+        return 0;
+    }
+    case O_CPUSET: {
+        int cpus[SC_MAX_SHARDS];
+        if (sc__parse_cpuset(v, cpus, SC_MAX_SHARDS) <= 0)
+            return bad(prog, n, v, "expected a CPU list like 0-3,6");
+        cfg->cpuset = v;
+        return 0;
+    }
+    case O_IDLE_POLL: {
+        uint64_t us;
+        if (!parse_u64(v, &us) || us > 10000000)
+            return bad(prog, n, v, "expected microseconds (0..10000000)");
+        cfg->idle_poll_ns = us * 1000;
+        return 0;
+    }
+    case O_POLL_MODE:
+        cfg->poll_mode = true;
+        return 0;
+    case O_STEP_TASKS: {
+        uint64_t x;
+        if (!parse_u64(v, &x) || x < 1 || x > 1000000)
+            return bad(prog, n, v, "expected 1..1000000");
+        cfg->sim_step_tasks = (unsigned)x;
+        return 0;
+    }
     case O_HELP:
         return 1;
     }

@@ -45,6 +45,11 @@ struct sc_config {
     uint64_t sim_task_ns;         /**< `--sim-task-ns N`: virtual CPU time per task (default 100) */
     uint64_t sim_poll_ns;         /**< virtual CPU time per quota check (default 10) */
     bool quiet;                   /**< `--quiet`: no start/summary lines */
+    unsigned smp;                 /**< `--smp N`: shards (0: real = every usable CPU, sim = 2) */
+    const char *cpuset;           /**< `--cpuset LIST` (e.g. "0-3,6"): CPUs for the shards */
+    uint64_t idle_poll_ns;        /**< `--idle-poll-time-us N`: poll this long before sleeping */
+    bool poll_mode;               /**< `--poll-mode`: never sleep (lowest latency, 100% CPU) */
+    unsigned sim_step_tasks;      /**< `--sim-step-tasks N`: most tasks per simulator step (8) */
 };
 
 /** @brief Fill @p cfg with the defaults. @ingroup ch03 */

@@ -17,10 +17,15 @@
  * stuck. Only async-signal-safe calls are used there (write, backtrace after
  * a warm-up call at start).
  *
- * This issue runs one shard, on the caller's thread; the SMP issue adds one
- * pinned pthread per shard on the same pieces.
+ * Shards. One pthread per shard (shard 0 on the caller's thread), each
+ * pinned to its CPU with pthread_setaffinity_np and preferring its CPU's
+ * NUMA node for memory (libnuma). An idle shard polls for
+ * --idle-poll-time-us, then sleeps in epoll_wait until its next timer or
+ * until another shard writes its eventfd (see the handshake in smp.c).
  */
 #include <execinfo.h>
+#include <numa.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,9 +173,6 @@ static int real_shard_open(struct sc__shard *s, struct real_shard *d)
     memset(d, 0, sizeof *d);
     d->epfd = d->timerfd = d->wakefd = -1;
     d->tick_ns = s->cfg.task_quota_ns ? s->cfg.task_quota_ns : 500000;
-    int err = install_handler();
-    if (err)
-        return err;
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     d->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -233,38 +235,13 @@ static void real_sleep(struct sc__shard *s, struct real_shard *d, uint64_t deadl
     tick_set(d, true);
 }
 
-static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
-                    struct sc_run_result *out)
-{
-    struct sc__shard *s = malloc(sizeof *s);
-    struct real_shard *d = malloc(sizeof *d);
-    if (!s || !d) {
-        free(s);
-        free(d);
-        sc_log(SC_LOG_ERROR, "out of memory starting the real engine");
-        return 1;
-    }
-    struct sc_config c = *cfg;
-    if (!c.seed_given) {
-        if (getrandom(&c.seed, sizeof c.seed, 0) != (ssize_t)sizeof c.seed)
-            c.seed = real_now(NULL);
-    }
-    sc__shard_init(s, 0, &sc__real_engine, &c);
-    int err = real_shard_open(s, d);
-    if (err) {
-        sc_log(SC_LOG_ERROR, "real engine: cannot start the reactor: %s", sc_strerror(err));
-        real_shard_close(d);
-        sc__shard_fini(s);
-        free(s);
-        free(d);
-        return 1;
-    }
-    sc__cur = s;
-    s->engine_data = d;
-    sc__shard_start_main(s, fn, arg, argc, argv);
-    tick_set(d, true);
+/* ---- one shard's loop ---- */
 
-    while (!s->stopping) {
+static void real_loop(struct sc__shard *s, struct real_shard *d)
+{
+    struct sc__world *w = sc__world;
+    uint64_t idle_since = 0;
+    while (!s->stopping && !atomic_load_explicit(&w->stopping, memory_order_relaxed)) {
         sc__preempt = 0;
 #ifdef SC_TSAN
         s->batch_start = real_now(s); /* see sc__tsan_poll_quota() */
@@ -272,34 +249,261 @@ static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int a
         sc__run_timers(s, real_now(s));
         sc__run_tasks(s);
         bool busy = sc__run_pollers(s);
-        if (s->tq_head || busy || s->stopping)
+        busy |= sc__smp_poll(s);
+        if (s->tq_head || busy || s->stopping) {
+            idle_since = 0;
             continue;
-        if (s->active_pollers)
-            continue; /* pollers are polled, not slept on (the SMP issue adds their sleep protocol)
-                       */
-        uint64_t deadline = sc__next_deadline(s);
-        if (deadline == UINT64_MAX) {
+        }
+        /* Pollers are polled, not slept on; --poll-mode never sleeps; and a
+         * message stuck behind a full ring needs us to keep trying. */
+        if (s->active_pollers || s->cfg.poll_mode || sc__smp_pending_out(s))
+            continue;
+        uint64_t now = real_now(s), deadline = sc__next_deadline(s);
+        if (deadline <= now)
+            continue;
+        if (w->n == 1 && deadline == UINT64_MAX) {
             sc_log(SC_LOG_ERROR, "real engine: the app has not finished, but nothing is left "
                                  "that could wake it (no task, no timer, no poller)");
             s->exit_code = 1;
             break;
         }
-        if (deadline > real_now(s))
-            real_sleep(s, d, deadline);
+        /* With other shards around, a message may be on its way: poll a
+         * little (--idle-poll-time-us) before paying for a sleep and a wake. */
+        if (w->n > 1) {
+            if (!idle_since)
+                idle_since = now;
+            if (now - idle_since < s->cfg.idle_poll_ns)
+                continue;
+        }
+        if (!sc__smp_prepare_sleep(s))
+            continue;
+        real_sleep(s, d, deadline);
+        sc__smp_end_sleep(s);
+        idle_since = 0;
     }
+}
 
-    tick_set(d, false);
-    s->engine_data = NULL;
+static void real_wake(struct sc__shard *t)
+{
+    struct real_shard *d = t->engine_data;
+    uint64_t one = 1;
+    ssize_t r = write(d->wakefd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is already non-zero, the shard will wake */
+}
+
+/* ---- the run: one pinned thread per shard ---- */
+
+/* A one-shot barrier that a thread may also pass for someone else (the
+ * caller stands in for shards whose threads could not be started, so that
+ * the others do not wait forever). */
+struct once_barrier {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    unsigned arrived, n;
+};
+
+static void barrier_init(struct once_barrier *b, unsigned n)
+{
+    pthread_mutex_init(&b->m, NULL);
+    pthread_cond_init(&b->c, NULL);
+    b->arrived = 0;
+    b->n = n;
+}
+
+static void barrier_arrive(struct once_barrier *b, unsigned count, bool wait)
+{
+    pthread_mutex_lock(&b->m);
+    b->arrived += count;
+    if (b->arrived >= b->n)
+        pthread_cond_broadcast(&b->c);
+    while (wait && b->arrived < b->n)
+        pthread_cond_wait(&b->c, &b->m);
+    pthread_mutex_unlock(&b->m);
+}
+
+static void barrier_destroy(struct once_barrier *b)
+{
+    pthread_mutex_destroy(&b->m);
+    pthread_cond_destroy(&b->c);
+}
+
+struct real_run {
+    struct sc__shard *shards;
+    struct real_shard *rs;
+    int cpus[SC_MAX_SHARDS];
+    int nodes[SC_MAX_SHARDS]; /* NUMA node of each CPU, or -1 (looked up once, up front:
+                                 libnuma's lookup is not safe from several threads) */
+    int ncpus;
+    struct once_barrier opened, stopped;
+    _Atomic bool open_failed;
+    sc_main_fn fn;
+    void *arg;
+    int argc;
+    char **argv;
+};
+
+struct shard_arg {
+    struct real_run *run;
+    unsigned id;
+};
+
+static void pin(struct real_run *run, unsigned id)
+{
+    unsigned k = id % (unsigned)run->ncpus;
+    int cpu = run->cpus[k];
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (err)
+        sc_log(SC_LOG_WARN, "cannot pin shard %u to CPU %d: %s", id, cpu, strerror(err));
+    /* Memory follows the shard: prefer the NUMA node of its CPU. */
+    if (run->nodes[k] >= 0)
+        numa_set_preferred(run->nodes[k]);
+}
+
+static void run_shard(struct real_run *run, unsigned id)
+{
+    struct sc__shard *s = &run->shards[id];
+    struct real_shard *d = &run->rs[id];
+    pin(run, id);
+    sc__cur = s;
+    int err = real_shard_open(s, d);
+    if (err) {
+        sc_log(SC_LOG_ERROR, "real engine: cannot start the reactor: %s", sc_strerror(err));
+        atomic_store(&run->open_failed, true);
+    }
+    s->engine_data = d;
+    barrier_arrive(&run->opened, 1, true); /* every shard can now receive messages */
+    if (!atomic_load(&run->open_failed)) {
+        if (id == 0)
+            sc__shard_start_main(s, run->fn, run->arg, run->argc, run->argv);
+        tick_set(d, true);
+        real_loop(s, d);
+        tick_set(d, false);
+        if (id == 0)
+            sc__world_stop(); /* the app is done: every shard stops */
+    } else {
+        s->exit_code = 1;
+    }
+    barrier_arrive(&run->stopped, 1, true); /* no ring is touched after this */
     sc__ledger_report_all();
-    sc__print_summary(s);
-    sc__fill_result(s, out);
-    int code = s->exit_code;
     real_shard_close(d);
-    sc__shard_fini(s);
-    sc__cur = NULL;
     sc__preempt = 0;
-    free(s);
-    free(d);
+}
+
+static void *shard_thread(void *p)
+{
+    struct shard_arg *a = p;
+    run_shard(a->run, a->id);
+    return NULL;
+}
+
+/* The CPUs the shards may use: --cpuset, or the process's affinity mask. */
+static int usable_cpus(const struct sc_config *c, int *cpus)
+{
+    if (c->cpuset)
+        return sc__parse_cpuset(c->cpuset, cpus, SC_MAX_SHARDS);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return -errno;
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < SC_MAX_SHARDS; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[n++] = cpu;
+    return n;
+}
+
+static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
+                    struct sc_run_result *out)
+{
+    struct sc_config c = *cfg;
+    if (!c.seed_given) {
+        if (getrandom(&c.seed, sizeof c.seed, 0) != (ssize_t)sizeof c.seed)
+            c.seed = real_now(NULL);
+    }
+    struct real_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        sc_log(SC_LOG_ERROR, "out of memory starting the real engine");
+        return 1;
+    }
+    run->ncpus = usable_cpus(&c, run->cpus);
+    if (run->ncpus <= 0) {
+        sc_log(SC_LOG_ERROR, "real engine: no usable CPU");
+        free(run);
+        return 1;
+    }
+    int herr = install_handler(); /* process-wide: once, before any shard thread */
+    if (herr) {
+        sc_log(SC_LOG_ERROR, "real engine: cannot install the tick handler: %s", sc_strerror(herr));
+        free(run);
+        return 1;
+    }
+    bool numa = numa_available() >= 0;
+    for (int k = 0; k < run->ncpus; k++)
+        run->nodes[k] = numa ? numa_node_of_cpu(run->cpus[k]) : -1;
+    unsigned n = c.smp ? c.smp : (unsigned)run->ncpus;
+    if (n > (unsigned)run->ncpus)
+        sc_log(SC_LOG_WARN, "--smp %u is more than the %d CPUs available: shards will share CPUs",
+               n, run->ncpus);
+    struct sc__world world;
+    run->shards = calloc(n, sizeof *run->shards);
+    run->rs = calloc(n, sizeof *run->rs);
+    struct shard_arg *args = calloc(n, sizeof *args);
+    pthread_t *threads = calloc(n, sizeof *threads);
+    if (!run->shards || !run->rs || !args || !threads || sc__world_init(&world, n) != 0) {
+        sc_log(SC_LOG_ERROR, "out of memory starting the real engine");
+        free(run->shards), free(run->rs), free(args), free(threads), free(run);
+        return 1;
+    }
+    sc__world = &world;
+    for (unsigned i = 0; i < n; i++) {
+        world.shards[i] = &run->shards[i];
+        sc__shard_init(&run->shards[i], i, &sc__real_engine, &c);
+    }
+    run->fn = fn, run->arg = arg, run->argc = argc, run->argv = argv;
+    atomic_init(&run->open_failed, false);
+    barrier_init(&run->opened, n);
+    barrier_init(&run->stopped, n);
+
+    /* Shard 0 runs on the caller's thread, pinned like the others for the
+     * run; the caller's own affinity comes back afterwards. */
+    cpu_set_t saved;
+    bool have_saved = sched_getaffinity(0, sizeof saved, &saved) == 0;
+    unsigned started = 1;
+    for (unsigned i = 1; i < n; i++) {
+        args[i] = (struct shard_arg){run, i};
+        if (pthread_create(&threads[i], NULL, shard_thread, &args[i]) != 0) {
+            sc_log(SC_LOG_ERROR, "real engine: cannot start shard %u's thread", i);
+            atomic_store(&run->open_failed, true);
+            /* stand in for the shards that will never arrive */
+            barrier_arrive(&run->opened, n - i, false);
+            barrier_arrive(&run->stopped, n - i, false);
+            break;
+        }
+        started++;
+    }
+    run_shard(run, 0);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(threads[i], NULL);
+    if (have_saved)
+        sched_setaffinity(0, sizeof saved, &saved);
+
+    struct sc__shard *s0 = &run->shards[0];
+    sc__cur = s0;
+    sc__print_summary(s0);
+    sc__fill_result(s0, out);
+    int code = s0->exit_code;
+    for (unsigned i = 0; i < n; i++) {
+        sc__cur = &run->shards[i];
+        sc__shard_fini(&run->shards[i]);
+    }
+    sc__cur = NULL;
+    sc__world_destroy(&world);
+    sc__world = NULL;
+    barrier_destroy(&run->opened);
+    barrier_destroy(&run->stopped);
+    free(run->shards), free(run->rs), free(args), free(threads), free(run);
     return code;
 }
 
@@ -317,5 +521,6 @@ const struct sc__engine sc__real_engine = {
     .defer_ready = real_defer_ready,
     .pick_task = NULL,
     .on_task = NULL,
+    .wake = real_wake,
     .run = real_run,
 };

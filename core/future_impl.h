@@ -13,6 +13,7 @@
 #define SC_FUTURE_IMPL_H
 
 #include "core/future.h"
+#include "core/loop.h"
 #include "core/reactor.h"
 #include "core/shard_impl.h"
 
@@ -56,6 +57,11 @@ static inline struct sc_future sc__failed(uintptr_t ledger, int err)
     struct sc_future f = {.ledger = ledger, .err = err, .gen = 0};
     return f;
 }
+
+/* A fan-out (parallel_for_each / map_reduce) whose launch never yields:
+ * `cap` is read only during this call. */
+struct sc_future sc__fan_now(size_t n, sc_index_fn map, sc_reduce_fn reduce, intptr_t init,
+                             const void *cap, size_t cap_size);
 
 /* Should a ready continuation be queued instead of run at once? */
 static inline bool sc__defer_ready(void)

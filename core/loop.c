@@ -321,6 +321,12 @@ struct sc_future sc_map_reduce(size_t n, sc_index_fn map, sc_reduce_fn reduce, i
     return fan_start(n, map, reduce, init, true, cap, cap_size);
 }
 
+struct sc_future sc__fan_now(size_t n, sc_index_fn map, sc_reduce_fn reduce, intptr_t init,
+                             const void *cap, size_t cap_size)
+{
+    return fan_start(n, map, reduce, init, false, cap, cap_size);
+}
+
 static struct sc_future take_future(void *cap, size_t i)
 {
     struct sc_future *fs = *(struct sc_future **)cap;

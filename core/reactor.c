@@ -360,11 +360,12 @@ int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
     sc__rng_seed(s->rng, stream_seed(cfg->seed, id, STREAM_APP));
     sc__rng_seed(s->sched_rng, stream_seed(cfg->seed, id, STREAM_SCHED));
     s->trace = cfg->seed;
-    return 0;
+    return sc__smp_shard_init(s, sc__world ? sc__world->n : 1);
 }
 
 void sc__shard_fini(struct sc__shard *s)
 {
+    sc__smp_shard_fini(s);
     free(s->timers.h);
     free(s->pollers);
     free(s->ledger.e);
@@ -417,32 +418,60 @@ void sc__shard_start_main(struct sc__shard *s, sc_main_fn fn, void *arg, int arg
     sc_task_schedule(&m->task);
 }
 
+/* The run's trace hash: every shard's trace, folded in shard order. */
+static uint64_t world_trace(void)
+{
+    struct sc__world *w = sc__world;
+    uint64_t h = w->shards[0]->trace;
+    for (unsigned i = 1; i < w->n; i++) {
+        uint64_t x = h ^ w->shards[i]->trace;
+        h = splitmix64(&x);
+    }
+    return h;
+}
+
 void sc__print_summary(struct sc__shard *s)
 {
+    struct sc__world *w = sc__world;
     if (s->cfg.quiet)
         return;
+    uint64_t tasks = 0, timers = 0, sleeps = 0, stalls = 0, msgs = 0;
+    for (unsigned i = 0; i < w->n; i++) {
+        tasks += w->shards[i]->stats.tasks_run;
+        timers += w->shards[i]->stats.timers_fired;
+        sleeps += w->shards[i]->stats.sleeps;
+        stalls += w->shards[i]->stats.stalls;
+        msgs += w->shards[i]->smp_stats.received;
+    }
     if (s->engine->simulated)
         fprintf(stderr,
-                "sim: seed=%llu virtual_time_ns=%llu tasks=%llu timers=%llu exit=%d "
-                "trace=%016llx\n",
-                (unsigned long long)s->cfg.seed, (unsigned long long)s->engine->now(s),
-                (unsigned long long)s->stats.tasks_run, (unsigned long long)s->stats.timers_fired,
-                s->exit_code, (unsigned long long)s->trace);
+                "sim: seed=%llu shards=%u virtual_time_ns=%llu tasks=%llu timers=%llu "
+                "messages=%llu exit=%d trace=%016llx\n",
+                (unsigned long long)s->cfg.seed, w->n, (unsigned long long)s->engine->now(s),
+                (unsigned long long)tasks, (unsigned long long)timers, (unsigned long long)msgs,
+                s->exit_code, (unsigned long long)world_trace());
     else
-        fprintf(stderr, "real: seed=%llu tasks=%llu timers=%llu sleeps=%llu stalls=%llu exit=%d\n",
-                (unsigned long long)s->cfg.seed, (unsigned long long)s->stats.tasks_run,
-                (unsigned long long)s->stats.timers_fired, (unsigned long long)s->stats.sleeps,
-                (unsigned long long)s->stats.stalls, s->exit_code);
+        fprintf(stderr,
+                "real: seed=%llu shards=%u tasks=%llu timers=%llu messages=%llu sleeps=%llu "
+                "stalls=%llu exit=%d\n",
+                (unsigned long long)s->cfg.seed, w->n, (unsigned long long)tasks,
+                (unsigned long long)timers, (unsigned long long)msgs, (unsigned long long)sleeps,
+                (unsigned long long)stalls, s->exit_code);
 }
 
 void sc__fill_result(struct sc__shard *s, struct sc_run_result *out)
 {
+    struct sc__world *w = sc__world;
     if (!out)
         return;
     out->exit_code = s->exit_code;
     out->seed = s->cfg.seed;
-    out->trace_hash = s->trace;
+    out->trace_hash = world_trace();
     out->end_ns = s->engine->now(s);
-    out->tasks_run = s->stats.tasks_run;
-    out->unhandled_errors = s->stats.unhandled_errors;
+    out->tasks_run = 0;
+    out->unhandled_errors = 0;
+    for (unsigned i = 0; i < w->n; i++) {
+        out->tasks_run += w->shards[i]->stats.tasks_run;
+        out->unhandled_errors += w->shards[i]->stats.unhandled_errors;
+    }
 }

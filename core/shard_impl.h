@@ -9,8 +9,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <stdatomic.h>
+
 #include "core/app.h"
 #include "core/reactor.h"
+#include "core/ring.h"
+#include "core/smp.h"
 
 /* ---- the continuation pool: per-shard size classes, no locks ---- */
 
@@ -73,6 +77,50 @@ int sc__timer_heap_push(struct sc__timer_heap *th, struct sc_timer *t);
 void sc__timer_heap_remove(struct sc__timer_heap *th, struct sc_timer *t);
 struct sc_timer *sc__timer_heap_top(const struct sc__timer_heap *th);
 
+/* ---- limits and helpers of the app runner (core/app.c) ---- */
+
+#define SC_MAX_SHARDS     256
+#define CPU_SETSIZE_LIMIT 1024
+#define SC_STR_(x)        #x
+#define SC_STR(x)         SC_STR_(x)
+/* Parse "0-3,6" into cpus[]; returns the count or -EINVAL. */
+int sc__parse_cpuset(const char *v, int *cpus, int max);
+
+/* ---- cross-shard messages (core/smp.c) ---- */
+
+/* A message: runs on the receiving shard. Whoever sends it owns it; a request
+ * that expects an answer travels back as the same object, so memory never
+ * changes shard. */
+struct sc__smp_msg {
+    struct sc__smp_msg *next; /* the sender's overflow list, when a ring is full */
+    void (*run)(struct sc__smp_msg *m);
+};
+
+/* Everything the shards of one run share: the rings (one per ordered pair)
+ * and the stop flag. Set up by the engine before any shard starts. */
+struct sc__world {
+    unsigned n;
+    struct sc__shard **shards;
+    struct sc_ring *rings; /* rings[from * n + to]; the diagonal is unused */
+    _Atomic bool stopping;
+};
+
+extern struct sc__world *sc__world;
+
+int sc__world_init(struct sc__world *w, unsigned n);
+void sc__world_destroy(struct sc__world *w);
+int sc__smp_shard_init(struct sc__shard *s, unsigned n);
+void sc__smp_shard_fini(struct sc__shard *s);
+void sc__smp_send(struct sc__shard *from, unsigned to, struct sc__smp_msg *m);
+bool sc__smp_poll(struct sc__shard *s);        /* flush out, run what came in */
+bool sc__smp_pending_in(struct sc__shard *s);  /* something is waiting for s */
+bool sc__smp_pending_out(struct sc__shard *s); /* s has messages not yet published */
+void sc__world_stop(void);                     /* ask every shard to stop, wake them */
+/* The sleep protocol: a shard about to sleep calls sc__smp_prepare_sleep();
+ * if it returns false, something arrived and it must not sleep. */
+bool sc__smp_prepare_sleep(struct sc__shard *s);
+void sc__smp_end_sleep(struct sc__shard *s);
+
 /* ---- the shard ---- */
 
 struct sc__poller {
@@ -114,6 +162,12 @@ struct sc__shard {
     struct sc_reactor_stats stats;
 
     void *engine_data; /* the engine's per-shard state */
+
+    /* cross-shard: per destination, messages waiting for room in its ring */
+    struct sc__smp_msg **ovf_head, **ovf_tail;
+    _Atomic int sleeping; /* set while the shard sleeps (or is about to) */
+    struct sc_smp_stats smp_stats;
+    uint64_t sim_budget; /* the simulator's task budget for this step */
 };
 
 extern __thread struct sc__shard *sc__cur __attribute__((tls_model("initial-exec")));
@@ -172,6 +226,8 @@ struct sc__engine {
     uint64_t (*pick_task)(struct sc__shard *s);
     /* a task is about to run / a timer is about to fire: account virtual CPU time */
     void (*on_task)(struct sc__shard *s, uint64_t seq);
+    /* wake a sleeping shard (called from another shard's thread) */
+    void (*wake)(struct sc__shard *target);
     /* run the whole app: returns its exit code */
     int (*run)(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
                struct sc_run_result *out);

@@ -2,7 +2,11 @@
  * engine.c — the simulator's engine: virtual time, seeded scheduling, the
  * trace hash.
  *
- * Everything runs on the caller's thread. Time is a counter of virtual
+ * Every shard runs on the caller's thread. At each step the simulator picks
+ * one runnable shard with its seeded PRNG and lets it run one reactor turn
+ * of at most a random number of tasks (--sim-step-tasks), so cross-shard
+ * messages interleave differently for every seed and identically for one.
+ * Time is one global counter of virtual
  * nanoseconds that moves for two reasons only: CPU work (each task costs
  * --sim-task-ns, each quota check --sim-poll-ns; a model, not a measurement)
  * and idleness (when no task is queued the clock jumps to the next timer).
@@ -26,7 +30,9 @@
 #define SHUFFLE_WINDOW 8
 
 struct sim_world {
-    uint64_t vclock;
+    uint64_t vclock; /* one virtual clock for every shard */
+    uint64_t rng[4]; /* which shard steps next, and for how many tasks */
+    unsigned n;
 };
 
 static uint64_t sim_now(struct sc__shard *s)
@@ -43,6 +49,8 @@ static bool sim_need_preempt(struct sc__shard *s)
 {
     struct sim_world *w = s->engine_data;
     w->vclock += s->cfg.sim_poll_ns;
+    if (w->n > 1 && s->sim_budget == 0)
+        return true; /* this step's task budget is spent: another shard's turn */
     if (chance(s, s->cfg.sim_preempt_pct))
         return true;
     return w->vclock - s->batch_start >= s->cfg.task_quota_ns;
@@ -67,62 +75,118 @@ static void sim_on_task(struct sc__shard *s, uint64_t seq)
 {
     struct sim_world *w = s->engine_data;
     w->vclock += s->cfg.sim_task_ns;
+    if (s->sim_budget)
+        s->sim_budget--;
     sc__trace_mix(s, seq);
     sc__trace_mix(s, w->vclock);
+}
+
+static void sim_wake(struct sc__shard *t)
+{
+    (void)t; /* nobody sleeps in the simulator: a shard with mail is runnable */
+}
+
+/* Can this shard do something right now? */
+static bool runnable(struct sc__shard *s, uint64_t now)
+{
+    return s->tq_head || sc__next_deadline(s) <= now || sc__smp_pending_in(s) ||
+           sc__smp_pending_out(s);
+}
+
+/* One step of one shard: a reactor turn with a seeded task budget. */
+static void step(struct sc__shard *s, struct sim_world *w)
+{
+    sc__cur = s;
+    /* the quota word stays set: every quota check reaches sim_need_preempt() */
+    sc__preempt = 1;
+    s->batch_start = w->vclock;
+    s->sim_budget = w->n > 1 ? 1 + sc__rng_next(w->rng) % s->cfg.sim_step_tasks : 0;
+    sc__run_timers(s, w->vclock);
+    sc__run_tasks(s);
+    sc__run_pollers(s);
+    sc__smp_poll(s);
 }
 
 static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int argc, char **argv,
                    struct sc_run_result *out)
 {
-    struct sc__shard *s = malloc(sizeof *s);
-    struct sim_world *w = malloc(sizeof *w);
-    if (!s || !w) {
-        free(s);
-        free(w);
-        sc_log(SC_LOG_ERROR, "out of memory starting the simulator");
-        return 1;
-    }
     struct sc_config c = *cfg;
     if (c.seed == 0)
         c.seed = 1;
-    w->vclock = 0;
-    sc__shard_init(s, 0, &sc__sim_engine, &c);
-    s->engine_data = w;
-    sc__cur = s;
-    sc__shard_start_main(s, fn, arg, argc, argv);
-
-    while (!s->stopping) {
-        /* In the simulator the quota word is always set, so every quota check
-         * reaches sim_need_preempt(), which charges virtual CPU time. */
-        sc__preempt = 1;
-        s->batch_start = w->vclock;
-        sc__run_timers(s, w->vclock);
-        sc__run_tasks(s);
-        bool busy = sc__run_pollers(s);
-        if (s->tq_head || busy || s->stopping)
-            continue;
-        uint64_t deadline = sc__next_deadline(s);
-        if (deadline == UINT64_MAX) {
-            sc_log(SC_LOG_ERROR,
-                   "sim: deadlock: the app has not finished, and no task or timer is left "
-                   "(seed %llu)",
-                   (unsigned long long)c.seed);
-            s->exit_code = 1;
-            break;
-        }
-        if (deadline > w->vclock)
-            w->vclock = deadline;
+    unsigned n = c.smp ? c.smp : 2;
+    struct sc__world world;
+    struct sim_world w = {.vclock = 0, .n = n};
+    struct sc__shard *shards = calloc(n, sizeof *shards);
+    if (!shards || sc__world_init(&world, n) != 0) {
+        free(shards);
+        sc_log(SC_LOG_ERROR, "out of memory starting the simulator");
+        return 1;
     }
+    sc__world = &world;
+    sc__rng_seed(w.rng, c.seed ^ 0x73696d776f726c64ull /* "simworld" */);
+    for (unsigned i = 0; i < n; i++) {
+        world.shards[i] = &shards[i];
+        sc__shard_init(&shards[i], i, &sc__sim_engine, &c);
+        shards[i].engine_data = &w;
+    }
+    sc__cur = &shards[0];
+    sc__shard_start_main(&shards[0], fn, arg, argc, argv);
 
-    sc__ledger_report_all();
-    sc__print_summary(s);
-    sc__fill_result(s, out);
-    int code = s->exit_code;
-    sc__shard_fini(s);
+    struct sc__shard **ready = calloc(n, sizeof *ready);
+    while (ready && !shards[0].stopping) {
+        unsigned nready = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (runnable(&shards[i], w.vclock))
+                ready[nready++] = &shards[i];
+        if (nready == 0) {
+            /* Before time jumps, every shard's pollers get a look: they may
+             * find work (they return true when they did). */
+            bool polled = false;
+            for (unsigned i = 0; i < n; i++) {
+                sc__cur = &shards[i];
+                polled |= shards[i].active_pollers && sc__run_pollers(&shards[i]);
+            }
+            if (polled)
+                continue;
+            uint64_t next = UINT64_MAX;
+            for (unsigned i = 0; i < n; i++) {
+                uint64_t d = sc__next_deadline(&shards[i]);
+                next = d < next ? d : next;
+            }
+            if (next == UINT64_MAX) {
+                sc__cur = &shards[0];
+                sc_log(SC_LOG_ERROR,
+                       "sim: deadlock: the app has not finished, and no shard has a task, a "
+                       "timer or a message left (seed %llu)",
+                       (unsigned long long)c.seed);
+                shards[0].exit_code = 1;
+                break;
+            }
+            w.vclock = next > w.vclock ? next : w.vclock;
+            continue;
+        }
+        /* the seeded choice: which shard runs next */
+        step(ready[n > 1 ? sc__rng_next(w.rng) % nready : 0], &w);
+    }
+    free(ready);
+
+    for (unsigned i = 0; i < n; i++) {
+        sc__cur = &shards[i];
+        sc__ledger_report_all();
+    }
+    sc__cur = &shards[0];
+    sc__print_summary(&shards[0]);
+    sc__fill_result(&shards[0], out);
+    int code = shards[0].exit_code;
+    for (unsigned i = 0; i < n; i++) {
+        sc__cur = &shards[i];
+        sc__shard_fini(&shards[i]);
+    }
     sc__cur = NULL;
     sc__preempt = 0;
-    free(s);
-    free(w);
+    sc__world_destroy(&world);
+    sc__world = NULL;
+    free(shards);
     return code;
 }
 
@@ -134,5 +198,6 @@ const struct sc__engine sc__sim_engine = {
     .defer_ready = sim_defer_ready,
     .pick_task = sim_pick_task,
     .on_task = sim_on_task,
+    .wake = sim_wake,
     .run = sim_run,
 };
