@@ -147,9 +147,9 @@ static bool parse_u64(const char *v, uint64_t *out)
 {
     char *end;
     errno = 0;
-    if (!*v || *v == '-')
+    if (*v < '0' || *v > '9') /* strtoull would skip blanks and accept a sign */
         return false;
-    unsigned long long x = strtoull(v, &end, 0);
+    unsigned long long x = strtoull(v, &end, 10);
     if (errno || *end)
         return false;
     *out = x;
@@ -162,7 +162,7 @@ static bool parse_ms(const char *v, uint64_t *ns)
     char *end;
     errno = 0;
     double ms = strtod(v, &end);
-    if (errno || *end || !(ms > 0) || ms > 3.6e6)
+    if (errno || *end || !(ms >= 0.01) || ms > 3.6e6) /* under 10 us: a tick-signal storm */
         return false;
     *ns = (uint64_t)(ms * 1e6);
     return *ns > 0;
@@ -219,7 +219,9 @@ static int apply_std(const char *prog, enum std_opt o, const char *v, struct sc_
         cfg->sim_defer_ready_pct = cfg->sim_shuffle_pct = cfg->sim_preempt_pct = 10;
         return 0;
     case O_TASK_NS:
-        return parse_u64(v, &cfg->sim_task_ns) ? 0 : bad(prog, n, v, "expected nanoseconds");
+        return parse_u64(v, &cfg->sim_task_ns) && cfg->sim_task_ns <= 1000000000ull
+                   ? 0
+                   : bad(prog, n, v, "expected nanoseconds, at most 1e9");
     case O_QUIET:
         cfg->quiet = true;
         return 0;
@@ -287,7 +289,7 @@ int sc_config_parse(int *argc, char **argv, struct sc_config *cfg, const struct 
 {
     sc_config_default(cfg);
     const char *prog = *argc > 0 ? argv[0] : "seacore";
-    int out = 1, help = 0;
+    int out = *argc > 0 ? 1 : 0, help = 0;
     bool positional_only = false;
     for (int i = 1; i < *argc; i++) {
         char *a = argv[i];
@@ -360,7 +362,7 @@ int sc_app_run_opts(int argc, char **argv, const char *about, const struct sc_ap
     if (r < 0)
         return 2;
     /* The app sees its positional arguments only, argv[0] excluded. */
-    return sc_run(&cfg, fn, arg, argc - 1, argv + 1);
+    return argc > 0 ? sc_run(&cfg, fn, arg, argc - 1, argv + 1) : sc_run(&cfg, fn, arg, 0, argv);
 }
 
 int sc_app_run(int argc, char **argv, sc_main_fn fn)

@@ -47,6 +47,7 @@ struct real_shard {
     int wakefd;  /* eventfd: other threads wake this shard (used from the SMP issue on) */
     timer_t tick;
     bool tick_running;
+    bool tick_created; /* timer_t 0 is a valid id (the process's first timer) */
     uint64_t tick_ns;
     /* stall detector state, touched only by the signal handler */
     uint64_t last_started;
@@ -116,12 +117,14 @@ static void tick_handler(int sig, siginfo_t *si, void *uc)
     struct sc__shard *s = sc__cur;
     if (!s || !s->engine_data)
         return;
+    int saved_errno = errno; /* write() below may fail: the interrupted task must not see it */
     struct real_shard *d = s->engine_data;
     uint64_t started = s->tasks_started;
     if (!s->running_task || started != d->last_started) {
         d->last_started = started;
         d->stall_ticks = 0;
         d->reported = false;
+        errno = saved_errno;
         return;
     }
     d->stall_ticks++;
@@ -129,6 +132,7 @@ static void tick_handler(int sig, siginfo_t *si, void *uc)
         d->reported = true;
         report_stall(s, d);
     }
+    errno = saved_errno;
 }
 
 static int install_handler(void)
@@ -191,6 +195,7 @@ static int real_shard_open(struct sc__shard *s, struct real_shard *d)
     sev._sigev_un._tid = gettid(); /* glibc 2.36 names no macro for this field */
     if (timer_create(CLOCK_MONOTONIC, &sev, &d->tick) != 0)
         return -errno;
+    d->tick_created = true;
     return 0;
 }
 
@@ -198,7 +203,7 @@ static void real_shard_close(struct real_shard *d)
 {
     if (d->tick_running)
         tick_set(d, false);
-    if (d->tick)
+    if (d->tick_created)
         timer_delete(d->tick);
     if (d->epfd >= 0)
         close(d->epfd);

@@ -239,6 +239,8 @@ static void fan_task(struct sc_task *t)
     fan_launch(SC_CONTAINER_OF(t, struct fan, task));
 }
 
+static struct sc_future take_future(void *cap, size_t i);
+
 static struct sc_future fan_start(size_t n, sc_index_fn map, sc_reduce_fn reduce, intptr_t init,
                                   bool may_yield, const void *cap, size_t cap_size)
 {
@@ -275,6 +277,9 @@ static struct sc_future fan_start(size_t n, sc_index_fn map, sc_reduce_fn reduce
             sc_future_ignore(f);
         if (err)
             sc__ledger_release(ledger);
+        if (map == take_future) /* when_all_succeed consumes every future, even now */
+            while (i < n)
+                sc_future_ignore(map((void *)cap, i++));
         return sc_make_error(-ENOMEM);
     }
     sc__fstate_init(&fa->result, size, 0);

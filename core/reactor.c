@@ -365,6 +365,10 @@ int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
 
 void sc__shard_fini(struct sc__shard *s)
 {
+    /* Timers still armed belong to their owners, who may arm them again in a
+     * later run: leave none pointing into the heap that goes away here. */
+    for (uint32_t i = 0; i < s->timers.len; i++)
+        s->timers.h[i]->index = SC_TIMER_IDLE;
     sc__smp_shard_fini(s);
     free(s->timers.h);
     free(s->pollers);

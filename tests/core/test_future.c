@@ -352,7 +352,15 @@ static struct sc_future oom_main(void *arg, int argc, char **argv)
     f = sc_promise_get_future(&p);
     T_CHECK(sc_future_get(f, NULL) == -ENOMEM, "promise future must fail with -ENOMEM");
     sc_promise_set_value(&p, 1); /* harmless */
+    /* when_all_succeed consumes every future even when it cannot allocate */
+    struct sc_promise q;
     sc__shard()->pool.fail_every = 0;
+    sc_promise_init(&q);
+    struct sc_future fs[2] = {sc_promise_get_future(&q), sc_make_error(-EIO)};
+    sc__shard()->pool.fail_every = 1;
+    T_CHECK(sc_future_get(sc_when_all_succeed(fs, 2), NULL) == -ENOMEM, "expected -ENOMEM");
+    sc__shard()->pool.fail_every = 0;
+    sc_promise_set_value(&q, 1);
     return sc_make_ready(0);
 }
 
@@ -360,7 +368,11 @@ START_TEST(out_of_memory_is_an_error)
 {
     tr_reset();
     backend_i = _i;
-    T_CHECK(t_run(WORLD, oom_main, NULL) == 0, "run failed");
+    struct sc_config cfg = t_config(WORLD);
+    struct sc_run_result res;
+    T_CHECK(sc_run_ex(&cfg, oom_main, NULL, 0, NULL, &res) == 0, "run failed");
+    T_CHECK(res.unhandled_errors == 0, "out of memory lost track of %llu error(s)",
+            (unsigned long long)res.unhandled_errors);
 }
 END_TEST
 

@@ -188,6 +188,35 @@ START_TEST(cancel_within_a_batch)
 }
 END_TEST
 
+/* A timer left armed when a run ends can be armed again in the next run. */
+static struct sc_timer leftover;
+
+static struct sc_future leave_armed(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    sc_timer_init(&leftover, victim_fn, NULL);
+    sc_timer_arm_in(&leftover, SC_SEC(10));
+    return sc_make_ready(0);
+}
+
+static struct sc_future reuse_leftover(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    T_CHECK(!sc_timer_armed(&leftover), "a timer from an ended run is not armed");
+    T_CHECK(sc_timer_arm_in(&leftover, SC_MS(1)) == 0, "and may be armed again");
+    T_CHECK(sc_timer_cancel(&leftover), "and cancelled");
+    return sc_make_ready(0);
+}
+
+START_TEST(timer_outlives_its_run)
+{
+    tr_reset();
+    backend_i = _i;
+    T_CHECK(t_run(WORLD, leave_armed, NULL) == 0, "first run failed");
+    T_CHECK(t_run(WORLD, reuse_leftover, NULL) == 0, "second run failed");
+}
+END_TEST
+
 /* ---- virtual time: an hour of sleep costs no wall time ---- */
 
 static uint64_t woke_at[3];
@@ -398,6 +427,13 @@ START_TEST(options_parse)
         tr_step("parse %s %s", bad[i][1], bad[i][2] ? bad[i][2] : "");
         T_CHECK(parse(bad[i], &cfg) == -EINVAL, "bad option %s accepted", bad[i][1]);
     }
+    const char *dec[] = {"prog", "--seed", "010", NULL};
+    T_CHECK(parse(dec, &cfg) == 0 && cfg.seed == 10, "seeds are decimal");
+    /* argc == 0 (possible with execve): nothing is written past argv[0] */
+    char *none[1] = {NULL};
+    int argc0 = 0;
+    T_CHECK(sc_config_parse(&argc0, none, &cfg, NULL, NULL) == 0 && argc0 == 0 && !none[0],
+            "argc 0 must parse to nothing");
 }
 END_TEST
 
@@ -429,6 +465,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, timer_rearm_from_callback, 0, 2);
     tcase_add_loop_test(tc, past_rearm_waits_a_turn, 0, 2);
     tcase_add_loop_test(tc, cancel_within_a_batch, 0, 2);
+    tcase_add_loop_test(tc, timer_outlives_its_run, 0, 2);
     tcase_add_test(tc, sim_sleeps_an_hour_instantly);
     tcase_add_test(tc, same_seed_same_trace);
     tcase_add_test(tc, stall_detector_reports);
