@@ -56,6 +56,9 @@ CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 PEER_CFLAGS  := $(shell pkg-config --cflags libuv libevent 2>/dev/null)
 PEER_LIBS    := $(shell pkg-config --libs libuv libevent 2>/dev/null)
+# bench_smp's peers: Concurrency Kit's ck_ring and DPDK's rte_ring
+SMP_PEER_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
+SMP_PEER_LIBS   := -lck $(shell pkg-config --libs libdpdk 2>/dev/null)
 
 # ---- the library ---------------------------------------------------------
 # LAB_SUBST is a list of ref.c=replacement.c pairs: the lab machinery builds
@@ -124,6 +127,9 @@ $(BUILD)/obj/bench/%.o: bench/%.c
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PEER_LIBS) $(LDLIBS_LIB)
+
+$(BUILD)/obj/bench/bench_smp.o: PEER_CFLAGS += $(SMP_PEER_CFLAGS)
+$(BUILD)/bench/bench_smp: PEER_LIBS += $(SMP_PEER_LIBS)
 
 $(BUILD)/obj/labs/%.o: labs/%.c
 	@mkdir -p $(dir $@)

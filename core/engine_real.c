@@ -452,7 +452,10 @@ static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int a
         sc_log(SC_LOG_WARN, "--smp %u is more than the %d CPUs available: shards will share CPUs",
                n, run->ncpus);
     struct sc__world world;
-    run->shards = calloc(n, sizeof *run->shards);
+    /* struct sc__shard is cache-line aligned (see `sleeping`): so is the array */
+    run->shards = aligned_alloc(64, n * sizeof *run->shards);
+    if (run->shards)
+        memset(run->shards, 0, n * sizeof *run->shards);
     run->rs = calloc(n, sizeof *run->rs);
     struct shard_arg *args = calloc(n, sizeof *args);
     pthread_t *threads = calloc(n, sizeof *threads);

@@ -165,8 +165,11 @@ struct sc__shard {
 
     /* cross-shard: per destination, messages waiting for room in its ring */
     struct sc__smp_msg **ovf_head, **ovf_tail;
-    _Atomic int sleeping; /* set while the shard sleeps (or is about to) */
-    struct sc_smp_stats smp_stats;
+    /* Set while the shard sleeps (or is about to). Other shards load it
+     * after every publish (smp.c, maybe_wake): it gets a cache line of its
+     * own, away from the counters this shard bumps for every message. */
+    _Alignas(64) _Atomic int sleeping;
+    _Alignas(64) struct sc_smp_stats smp_stats;
     uint64_t sim_budget; /* the simulator's task budget for this step */
 };
 
