@@ -280,7 +280,7 @@ static void real_loop(struct sc__shard *s, struct real_shard *d)
             if (now - idle_since < s->cfg.idle_poll_ns)
                 continue;
         }
-        if (!sc__smp_prepare_sleep(s))
+        if (!sc__smp_prepare_sleep(s, deadline == UINT64_MAX))
             continue;
         real_sleep(s, d, deadline);
         sc__smp_end_sleep(s);
@@ -386,6 +386,11 @@ static void run_shard(struct real_run *run, unsigned id)
         tick_set(d, true);
         real_loop(s, d);
         tick_set(d, false);
+        if (id == 0 && atomic_load(&sc__world->deadlocked)) {
+            sc_log(SC_LOG_ERROR, "real engine: deadlock: the app has not finished, and no shard "
+                                 "has a task, a timer or a message left");
+            s->exit_code = 1;
+        }
         if (id == 0)
             sc__world_stop(); /* the app is done: every shard stops */
     } else {

@@ -6,7 +6,8 @@
  * One thread (the producer) pushes, one thread (the consumer) pops; no locks,
  * and each side writes only its own index. The producer stages items and
  * makes them visible with one release store when it publishes (a batch); the
- * consumer takes all visible items at once and frees their slots with one
+ * consumer takes what it knows to be visible (it looks at the producer's index
+ * again only when it believes the ring empty) and frees their slots with one
  * release store. Each side keeps a cached copy of the other's index, so in
  * the common case neither touches the other's cache line at all.
  */

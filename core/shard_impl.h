@@ -103,6 +103,8 @@ struct sc__world {
     struct sc__shard **shards;
     struct sc_ring *rings; /* rings[from * n + to]; the diagonal is unused */
     _Atomic bool stopping;
+    _Atomic unsigned idle_forever; /* shards asleep (or about to be) with no timer armed */
+    _Atomic bool deadlocked;       /* every shard slept forever with every ring empty */
 };
 
 extern struct sc__world *sc__world;
@@ -116,9 +118,10 @@ bool sc__smp_poll(struct sc__shard *s);        /* flush out, run what came in */
 bool sc__smp_pending_in(struct sc__shard *s);  /* something is waiting for s */
 bool sc__smp_pending_out(struct sc__shard *s); /* s has messages not yet published */
 void sc__world_stop(void);                     /* ask every shard to stop, wake them */
-/* The sleep protocol: a shard about to sleep calls sc__smp_prepare_sleep();
- * if it returns false, something arrived and it must not sleep. */
-bool sc__smp_prepare_sleep(struct sc__shard *s);
+/* The sleep protocol: a shard about to sleep calls sc__smp_prepare_sleep()
+ * (forever: no timer is armed); if it returns false, something arrived, or
+ * the run is ending, and it must not sleep. */
+bool sc__smp_prepare_sleep(struct sc__shard *s, bool forever);
 void sc__smp_end_sleep(struct sc__shard *s);
 
 /* ---- the shard ---- */

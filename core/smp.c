@@ -77,6 +77,8 @@ int sc__world_init(struct sc__world *w, unsigned n)
             }
         }
     atomic_init(&w->stopping, false);
+    atomic_init(&w->idle_forever, 0);
+    atomic_init(&w->deadlocked, false);
     return 0;
 }
 
@@ -119,8 +121,11 @@ static void maybe_wake(struct sc__shard *from, unsigned to)
 {
     struct sc__shard *t = sc__world->shards[to];
     full_fence(t);
+    int was;
     if (atomic_load_explicit(&t->sleeping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&t->sleeping, 0, memory_order_relaxed)) {
+        (was = atomic_exchange_explicit(&t->sleeping, 0, memory_order_relaxed))) {
+        if (was == 2) /* the waker uncounts it, before anyone can count to n */
+            atomic_fetch_sub(&sc__world->idle_forever, 1);
         from->smp_stats.wakeups++;
         from->engine->wake(t);
     }
@@ -218,12 +223,38 @@ bool sc__smp_pending_out(struct sc__shard *s)
     return false;
 }
 
-bool sc__smp_prepare_sleep(struct sc__shard *s)
+/* No message waits in any ring (exact only while every shard sleeps). */
+static bool world_quiet(struct sc__world *w)
 {
-    atomic_store_explicit(&s->sleeping, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < w->n; i++)
+        for (unsigned j = 0; j < w->n; j++)
+            if (i != j && sc_ring_readable(ring(i, j)))
+                return false;
+    return true;
+}
+
+/*
+ * A shard that sleeps with no timer armed ("forever", sleeping == 2) counts
+ * itself in idle_forever before it sets the word; whoever clears the word
+ * from 2 (a waker, the stop, or the shard itself) uncounts it. So when the
+ * count is n and no ring holds a message, no shard runs and none will ever
+ * be woken: the app is deadlocked, and the run stops instead of hanging.
+ */
+bool sc__smp_prepare_sleep(struct sc__shard *s, bool forever)
+{
+    struct sc__world *w = sc__world;
+    if (forever)
+        atomic_fetch_add(&w->idle_forever, 1);
+    atomic_store_explicit(&s->sleeping, forever ? 2 : 1, memory_order_relaxed);
     full_fence(s);
-    if (sc__smp_pending_in(s) || atomic_load_explicit(&sc__world->stopping, memory_order_relaxed)) {
-        atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+    if (sc__smp_pending_in(s) || atomic_load_explicit(&w->stopping, memory_order_relaxed)) {
+        sc__smp_end_sleep(s);
+        return false;
+    }
+    if (forever && atomic_load(&w->idle_forever) == w->n && world_quiet(w)) {
+        atomic_store(&w->deadlocked, true);
+        sc__smp_end_sleep(s);
+        sc__world_stop();
         return false;
     }
     return true;
@@ -231,7 +262,8 @@ bool sc__smp_prepare_sleep(struct sc__shard *s)
 
 void sc__smp_end_sleep(struct sc__shard *s)
 {
-    atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+    if (atomic_exchange_explicit(&s->sleeping, 0, memory_order_relaxed) == 2)
+        atomic_fetch_sub(&sc__world->idle_forever, 1);
 }
 
 void sc__world_stop(void)
@@ -240,7 +272,12 @@ void sc__world_stop(void)
     atomic_store_explicit(&w->stopping, true, memory_order_seq_cst);
     for (unsigned i = 0; i < w->n; i++) {
         struct sc__shard *t = w->shards[i];
-        if (t && t != sc__shard() && atomic_exchange(&t->sleeping, 0))
+        if (!t || t == sc__shard())
+            continue;
+        int was = atomic_exchange(&t->sleeping, 0);
+        if (was == 2)
+            atomic_fetch_sub(&w->idle_forever, 1);
+        if (was)
             t->engine->wake(t);
     }
 }

@@ -31,7 +31,8 @@ unsigned sc_shard_count(void);
 
 /**
  * @brief Function run on another shard: returns a future whose outcome goes
- * back to the caller. @p cap is the message's copy of the captured state.
+ * back to the caller. @p cap is the message's copy of the captured state (the
+ * caller's own, when the call stays on the calling shard).
  * @ingroup ch04
  */
 typedef struct sc_future (*sc_smp_fn)(void *cap);
@@ -45,7 +46,8 @@ typedef struct sc_future (*sc_smp_fn)(void *cap);
  * not point at the caller's shard-local objects unless the callee treats them
  * as read-only and the caller keeps them alive. An error made on the other
  * shard arrives with the file and line where it was made. Submitting to the
- * calling shard runs @p fn at once, like sc_then() on a ready future.
+ * calling shard runs @p fn at once on the caller's @p cap (no copy), like
+ * sc_then() on a ready future.
  * @return the outcome of @p fn; -EINVAL if @p shard is out of range (then
  *         @p fn never runs); -ENOMEM if the message could not be allocated
  */

@@ -428,6 +428,31 @@ START_TEST(sharded_service_and_foreign_ptr)
 }
 END_TEST
 
+/* ---- a deadlock across shards ends the run (exit 1) in both worlds ---- */
+
+static struct sc_promise never_set;
+
+static struct sc_future wait_forever(void *cap)
+{
+    (void)cap;
+    sc_promise_init(&never_set);
+    return sc_promise_get_future(&never_set);
+}
+
+static struct sc_future deadlock_main(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    return sc_smp_submit_to(1, wait_forever, NULL, 0);
+}
+
+START_TEST(cross_shard_deadlock_is_reported)
+{
+    tr_reset();
+    backend_i = _i;
+    T_CHECK(run_smp(2, deadlock_main, NULL) == 1, "a deadlocked app must end with exit code 1");
+}
+END_TEST
+
 /* ---- determinism with many shards ---- */
 
 static uint64_t smp_trace(uint64_t seed)
@@ -472,6 +497,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, pingpong_chain, 0, 2);
     tcase_add_loop_test(tc, sharded_service_and_foreign_ptr, 0, 2);
     tcase_add_test(tc, smp_sim_is_deterministic);
+    tcase_add_loop_test(tc, cross_shard_deadlock_is_reported, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
