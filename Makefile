@@ -108,7 +108,7 @@ $(BUILD)/bin/%: $(BUILD)/obj/chapters/examples/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 
-$(BUILD)/bin/sim_%: $(BUILD)/obj/tests/sim/sim_%.o $(LIB_A)
+$(BUILD)/bin/sim_%: $(BUILD)/obj/tests/sim/sim_%.o $(BUILD)/obj/tests/sim/sweep.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 

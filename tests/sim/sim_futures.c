@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "core/seacore.h"
+#include "tests/sim/sweep.h"
 
 #define ACCOUNTS      16
 #define TRANSFERS     200
@@ -143,59 +144,18 @@ static struct sc_future bank_main(void *arg, int argc, char **argv)
     return sc_then(f, verdict, NULL, 0);
 }
 
-static int run_seed(uint64_t seed, struct sc_config base, struct sc_run_result *r)
+static void report(void)
 {
-    base.seed = seed;
-    base.seed_given = true;
-    int rc = sc_run_ex(&base, bank_main, NULL, 0, NULL, r);
-    if (rc == 0 && r->unhandled_errors)
-        rc = 3;
-    return rc;
+    printf("sim_futures: done=%d failed=%d timed_out=%d\n", bank.done, bank.failed, bank.timed_out);
 }
 
 int main(int argc, char **argv)
 {
-    long sweep = 0;
-    struct sc_app_opt opts[] = {
-        {"sweep", SC_OPT_INT, &sweep, "N: run seeds 1..N (each twice) and report failures"},
-        {0},
+    static const struct sim_test t = {
+        .name = "sim_futures",
+        .about = "A simulated bank: transfers as continuation chains.",
+        .main = bank_main,
+        .report = report,
     };
-    struct sc_config cfg;
-    int r = sc_config_parse(&argc, argv, &cfg, opts,
-                            "A simulated bank: transfers as continuation chains.");
-    if (r == 1)
-        return 0;
-    if (r < 0)
-        return 2;
-    /* The simulation always runs with the schedule perturbations on. */
-    if (!cfg.sim_defer_ready_pct && !cfg.sim_shuffle_pct && !cfg.sim_preempt_pct)
-        cfg.sim_defer_ready_pct = cfg.sim_shuffle_pct = cfg.sim_preempt_pct = 10;
-    cfg.backend = SC_BACKEND_SIM;
-    if (sweep <= 0) {
-        struct sc_run_result res;
-        int rc = run_seed(cfg.seed ? cfg.seed : 1, cfg, &res);
-        printf("sim_futures: seed=%" PRIu64 " done=%d failed=%d timed_out=%d trace=%016" PRIx64
-               " -> %s\n",
-               res.seed, bank.done, bank.failed, bank.timed_out, res.trace_hash,
-               rc ? "FAIL" : "ok");
-        return rc;
-    }
-    cfg.quiet = true;
-    int failures = 0;
-    for (long s = 1; s <= sweep; s++) {
-        struct sc_run_result a, b;
-        int rc = run_seed((uint64_t)s, cfg, &a);
-        int rc2 = run_seed((uint64_t)s, cfg, &b);
-        if (rc || rc2) {
-            printf("FAIL seed %ld (exit %d); replay: make sim SIM=sim_futures SEED=%ld\n", s, rc,
-                   s);
-            failures++;
-        } else if (a.trace_hash != b.trace_hash) {
-            printf("NONDETERMINISTIC seed %ld: trace %016" PRIx64 " then %016" PRIx64 "\n", s,
-                   a.trace_hash, b.trace_hash);
-            failures++;
-        }
-    }
-    printf("sim_futures: %ld seeds, %d failing\n", sweep, failures);
-    return failures ? 1 : 0;
+    return sim_test_main(&t, argc, argv);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "core/seacore.h"
+#include "tests/sim/sweep.h"
 
 #define MAX_SHARDS 4
 #define INCS       400 /* increments sent by each shard */
@@ -154,60 +155,19 @@ static struct sc_future smp_main(void *arg, int argc, char **argv)
     return sc_then(sc_when_all_succeed(work, 2), audit, NULL, 0);
 }
 
-static int run_seed(uint64_t seed, struct sc_config base, struct sc_run_result *r)
+static unsigned smp_for_seed(uint64_t seed)
 {
-    base.seed = seed;
-    base.seed_given = true;
-    if (!base.smp)
-        base.smp = 2 + (unsigned)(seed % 3); /* 2..4 shards, a function of the seed */
-    int rc = sc_run_ex(&base, smp_main, NULL, 0, NULL, r);
-    if (rc == 0 && r->unhandled_errors)
-        rc = 3;
-    return rc;
+    return 2 + (unsigned)(seed % 3); /* 2..4 shards, a function of the seed */
 }
 
 int main(int argc, char **argv)
 {
-    long sweep = 0;
-    struct sc_app_opt opts[] = {
-        {"sweep", SC_OPT_INT, &sweep, "N: run seeds 1..N (each twice) and report failures"},
-        {0},
+    static const struct sim_test t = {
+        .name = "sim_smp",
+        .about = "Cross-shard traffic under the simulator.",
+        .main = smp_main,
+        .max_smp = MAX_SHARDS,
+        .smp_for_seed = smp_for_seed,
     };
-    struct sc_config cfg;
-    int r = sc_config_parse(&argc, argv, &cfg, opts, "Cross-shard traffic under the simulator.");
-    if (r == 1)
-        return 0;
-    if (r < 0)
-        return 2;
-    if (cfg.smp > MAX_SHARDS) {
-        fprintf(stderr, "sim_smp: at most %d shards\n", MAX_SHARDS);
-        return 2;
-    }
-    if (!cfg.sim_defer_ready_pct && !cfg.sim_shuffle_pct && !cfg.sim_preempt_pct)
-        cfg.sim_defer_ready_pct = cfg.sim_shuffle_pct = cfg.sim_preempt_pct = 10;
-    cfg.backend = SC_BACKEND_SIM;
-    if (sweep <= 0) {
-        struct sc_run_result res;
-        int rc = run_seed(cfg.seed ? cfg.seed : 1, cfg, &res);
-        printf("sim_smp: seed=%" PRIu64 " trace=%016" PRIx64 " -> %s\n", res.seed, res.trace_hash,
-               rc ? "FAIL" : "ok");
-        return rc;
-    }
-    cfg.quiet = true;
-    int failures = 0;
-    for (long s = 1; s <= sweep; s++) {
-        struct sc_run_result a, b;
-        int rc = run_seed((uint64_t)s, cfg, &a);
-        int rc2 = run_seed((uint64_t)s, cfg, &b);
-        if (rc || rc2) {
-            printf("FAIL seed %ld (exit %d); replay: make sim SIM=sim_smp SEED=%ld\n", s, rc, s);
-            failures++;
-        } else if (a.trace_hash != b.trace_hash) {
-            printf("NONDETERMINISTIC seed %ld: trace %016" PRIx64 " then %016" PRIx64 "\n", s,
-                   a.trace_hash, b.trace_hash);
-            failures++;
-        }
-    }
-    printf("sim_smp: %ld seeds, %d failing\n", sweep, failures);
-    return failures ? 1 : 0;
+    return sim_test_main(&t, argc, argv);
 }
