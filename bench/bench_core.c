@@ -65,13 +65,13 @@
 #include <event2/event.h>
 #include <uv.h>
 
+#include "bench/bench_util.h"
 #include "core/seacore.h"
 
 /* ------------------------------------------------------------------ */
 /* Settings and helpers                                                 */
 /* ------------------------------------------------------------------ */
 
-#define MAX_ROUNDS 15
 #define MAX_IMPLS  4
 #ifndef ITEMS
 /* live items per batch in the unready and spawn measurements (try -DITEMS=128) */
@@ -90,13 +90,6 @@ struct settings {
 
 static const struct settings full_settings = {7, 25000000, 20000};
 static const struct settings quick_settings = {3, 1000000, 20000};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The bench's own deterministic stream (splitmix64), so that all three
  * timer implementations get the very same delays. */
@@ -631,20 +624,6 @@ static size_t impl_count(const struct measurement *m)
     while (n < MAX_IMPLS && (m->impl[n].sync || m->impl[n].async))
         n++;
     return n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_ROUNDS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* ratio = peer_value / value: the time units make > 1 mean seacore is faster. */

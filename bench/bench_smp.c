@@ -98,6 +98,7 @@ struct rte_ring;
 #endif
 
 #include "core/ring.h"
+#include "bench/bench_util.h"
 #include "core/seacore.h"
 
 #if defined(SC_TSAN) || defined(__SANITIZE_THREAD__)
@@ -110,7 +111,6 @@ struct rte_ring;
 /* Settings and helpers                                                 */
 /* ------------------------------------------------------------------ */
 
-#define MAX_ROUNDS 15
 #define MAX_IMPLS  5
 #define RING_SIZE  256  /* core/smp.c's SMP_RING_CAPACITY: every ring here has it */
 #define POP_MAX    32   /* core/smp.c's SMP_POP_MAX: consumers take up to this many */
@@ -129,13 +129,6 @@ struct settings {
 
 static const struct settings full_settings = {7, 100000000};
 static const struct settings quick_settings = {3, 10000000};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline void cpu_relax(void)
 {
@@ -852,20 +845,6 @@ static int run_round(const struct settings *set, int round)
                 im->v[round - 1] = measurements[im->ref_m].impl[im->ref_i].v[round - 1];
         }
     return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_ROUNDS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* ratio > 1 always means seacore is better: peer/value for times,
