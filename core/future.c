@@ -69,6 +69,14 @@ static struct sc__ledger_entry *ledger_find(uintptr_t id)
     return &l->e[i];
 }
 
+void sc__ledger_take(uintptr_t id, const char **file, int *line)
+{
+    struct sc__ledger_entry *e = ledger_find(id);
+    *file = e ? e->file : "(unknown: the ledger was out of memory)";
+    *line = e ? e->line : 0;
+    sc__ledger_release(id);
+}
+
 void sc__ledger_release(uintptr_t id)
 {
     struct sc__ledger_entry *e = ledger_find(id);

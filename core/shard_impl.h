@@ -59,6 +59,8 @@ struct sc__ledger {
 
 uintptr_t sc__ledger_add(int err, const char *file, int line);
 void sc__ledger_release(uintptr_t id);
+/* Release an entry, keeping where it was made (for an error leaving the shard). */
+void sc__ledger_take(uintptr_t id, const char **file, int *line);
 void sc__ledger_report(uintptr_t id, const char *why); /* counts as unhandled */
 void sc__ledger_log(uintptr_t id, int level, const char *why);
 void sc__ledger_report_all(void);

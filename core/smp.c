@@ -337,15 +337,7 @@ static void call_done(struct sc__waiter *w, intptr_t value, int err)
     if (err) {
         /* The error's ledger entry belongs to this shard: copy its origin
          * into the message and release it here. */
-        struct sc__ledger *l = &sc__shard()->ledger;
-        uint32_t i = (uint32_t)value;
-        c->err_file = "(another shard)";
-        c->err_line = 0;
-        if ((uint32_t)((uintptr_t)value >> 32) && i < l->used) {
-            c->err_file = l->e[i].file;
-            c->err_line = l->e[i].line;
-        }
-        sc__ledger_release((uintptr_t)value);
+        sc__ledger_take((uintptr_t)value, &c->err_file, &c->err_line);
     }
     c->msg.run = call_back;
     sc__smp_send(sc__shard(), c->origin, &c->msg);
