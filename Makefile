@@ -16,7 +16,7 @@ SEED    ?= 1
 # ---- dependencies (Debian packages) --------------------------------------
 # Every pkg-config module the project uses. When one is missing, root runs
 # the installer; anyone else gets told which command to run.
-PKG_MODULES := check libuv libevent liburing numa libdpdk
+PKG_MODULES := check libuv libevent liburing numa libdpdk jemalloc libtcmalloc_minimal
 NO_DEPS_GOALS := help clean lab-starter
 ifeq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 else

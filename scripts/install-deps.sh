@@ -3,13 +3,16 @@
 #   build and tests: gcc, make, pkg-config, Check
 #   engines:         libaio, liburing, libnuma, DPDK
 #   docs:            Doxygen, graphviz
-#   bench peers:     libuv, libevent, Concurrency Kit
+#   bench peers:     libuv, libevent, Concurrency Kit, jemalloc, mimalloc,
+#                    tcmalloc (gperftools), Boost.Context, fio
 # Run as root (or through sudo). Safe to run again.
 set -eu
 PKGS="build-essential pkg-config check libsubunit-dev \
       libaio-dev liburing-dev libnuma-dev libdpdk-dev \
       doxygen graphviz \
-      libuv1-dev libevent-dev libck-dev"
+      libuv1-dev libevent-dev libck-dev \
+      libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
+      libboost-context-dev fio"
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: needs root: sudo $0" >&2
     exit 1
