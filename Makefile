@@ -129,6 +129,12 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PEER_LIBS) $(LDLIBS_LIB)
 
 $(BUILD)/obj/bench/bench_smp.o: PEER_CFLAGS += $(SMP_PEER_CFLAGS)
+# bench_alloc's peer child: the same workloads without seacore, so that an
+# LD_PRELOADed allocator (jemalloc, mimalloc, tcmalloc) can answer malloc
+$(BUILD)/bench/alloc_peer: bench/bench_alloc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DBENCH_ALLOC_SYS $< -o $@ $(ALL_LDFLAGS) -ldl
+$(BUILD)/bench/bench_alloc: | $(BUILD)/bench/alloc_peer
 $(BUILD)/bench/bench_smp: PEER_LIBS += $(SMP_PEER_LIBS)
 
 $(BUILD)/obj/labs/%.o: labs/%.c
