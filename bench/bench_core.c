@@ -2,7 +2,7 @@
  * bench_core.c — what the core's basic moves cost, next to C event libraries
  * doing the same thing in the same process run.
  *
- * Four measurements, each beside its peers:
+ * Five measurements, each beside its peers:
  *
  *   core.ready_then         sc_then() on a ready future, in a chain: ns per then.
  *                           Peers: c.indirect_call (the floor: the continuation
@@ -19,6 +19,11 @@
  *                           Peers of both: libevent.event_active (one event
  *                           activated and dispatched per item), libuv.idle and
  *                           libuv.timer0 (see "libuv peers" below).
+ *   core.task_spawn_run_4groups
+ *                           the same, the tasks spread over 4 scheduling groups
+ *                           (100/200/500/1000 shares), all busy at once. Peer:
+ *                           core.task_spawn_run itself (one group), so the
+ *                           ratio is what choosing among groups costs.
  *   core.timer_arm_cancel   sc_timer_arm_in() + sc_timer_cancel() with 1000
  *                           other timers armed: ns per pair. Peers:
  *                           libuv.timer_start_stop, libevent.evtimer_add_del,
@@ -377,6 +382,40 @@ static struct sc_future spawn_batch(uint64_t ops)
     return SC_THEN(done, stop_clock, stop);
 }
 
+/* The same tasks spread round-robin over SPREAD_GROUPS scheduling groups of
+ * different shares, all active at once: what choosing among groups costs
+ * (a pick per slice, a clock read per group switch). Its peer is the
+ * one-group batch above, so the ratio is the groups' overhead. */
+#define SPREAD_GROUPS 4
+static struct sc_sched_group spread[SPREAD_GROUPS];
+
+static int spread_setup(void)
+{
+    static const unsigned shares[SPREAD_GROUPS] = {100, 200, 500, 1000};
+    static bool made;
+    char name[16];
+    for (int g = 0; g < SPREAD_GROUPS && !made; g++) {
+        snprintf(name, sizeof name, "bench%d", g);
+        int err = sc_sched_group_create(name, shares[g], &spread[g]);
+        if (err)
+            return err;
+    }
+    made = true;
+    return 0;
+}
+
+static struct sc_future spawn_groups_batch(uint64_t ops)
+{
+    item_count = 0;
+    spawn_left = ops;
+    struct stop_cap stop = {.t0 = now_ns(), .expect = ops};
+    sc_promise_init(&spawn_done);
+    struct sc_future done = sc_promise_get_future(&spawn_done);
+    for (uint64_t i = 0; i < ops; i++)
+        sc_task_schedule_in(&spawn_items[i].task, spread[i % SPREAD_GROUPS]);
+    return SC_THEN(done, stop_clock, stop);
+}
+
 /* libevent: the events are assigned already; only activate and dispatch. */
 static int64_t ev_active_batch(uint64_t ops)
 {
@@ -595,6 +634,18 @@ static struct measurement measurements[] = {
                  .max_ops = ITEMS},
                 {.peer = "libuv.idle", .sync = uv_idle_batch, .ops = ITEMS, .max_ops = ITEMS},
                 {.peer = "libuv.timer0", .sync = uv_timer0_batch, .ops = ITEMS, .max_ops = ITEMS},
+            },
+    },
+    {
+        .name = "core.task_spawn_run_4groups",
+        .setup = spread_setup,
+        .impl =
+            {
+                {.async = spawn_groups_batch, .ops = ITEMS, .max_ops = ITEMS},
+                {.peer = "core.task_spawn_run",
+                 .async = spawn_batch,
+                 .ops = ITEMS,
+                 .max_ops = ITEMS},
             },
     },
     {
@@ -864,6 +915,7 @@ static void usage(FILE *out)
             "  core.ready_then            sc_then on a ready future (per then)\n"
             "  core.unready_continuation  promise + sc_then + set_value + task run (per item)\n"
             "  core.task_spawn_run        sc_task_schedule + the task running (per task)\n"
+            "  core.task_spawn_run_4groups  the same over 4 busy scheduling groups\n"
             "  core.timer_arm_cancel      arm + cancel among 1000 armed timers (per pair)\n"
             "\n"
             "options:\n"

@@ -255,7 +255,7 @@ static void real_loop(struct sc__shard *s, struct real_shard *d)
         sc__run_tasks(s);
         bool busy = sc__run_pollers(s);
         busy |= sc__smp_poll(s);
-        if (s->tq_head || busy || s->stopping) {
+        if (s->sched.active || busy || s->stopping) {
             idle_since = 0;
             continue;
         }
@@ -286,6 +286,14 @@ static void real_loop(struct sc__shard *s, struct real_shard *d)
         sc__smp_end_sleep(s);
         idle_since = 0;
     }
+}
+
+/* A modelled long computation: spin on the clock. */
+static void real_spend(struct sc__shard *s, uint64_t ns)
+{
+    uint64_t end = real_now(s) + ns;
+    while (real_now(s) < end)
+        __asm__ __volatile__("" ::: "memory");
 }
 
 static void real_wake(struct sc__shard *t)
@@ -534,6 +542,7 @@ const struct sc__engine sc__real_engine = {
     .defer_ready = real_defer_ready,
     .pick_task = NULL,
     .on_task = NULL,
+    .spend = real_spend,
     .wake = real_wake,
     .run = real_run,
 };

@@ -329,6 +329,8 @@ static struct cont *cont_new(enum cont_kind kind, void *fn, const void *cap, siz
     sc__fstate_init(&c->result, size, 0);
     c->w.wake = cont_wake;
     c->task.run = cont_run;
+    /* A continuation runs in the group that made it, whoever resolves its input. */
+    c->task.group = sc__shard()->sched.current;
     c->fn = fn;
     c->kind = (uint8_t)kind;
     if (cap_size == sizeof(void *)) /* the common capture: one pointer; skip memcpy's call */
@@ -351,7 +353,7 @@ static void cont_wake(struct sc__waiter *w, intptr_t value, int err)
     struct cont *c = SC_CONTAINER_OF(w, struct cont, w);
     c->in_value = value;
     c->in_err = err;
-    sc_task_schedule(&c->task);
+    sc__task_enqueue(sc__shard(), &c->task);
 }
 
 /* sc_finally: the cleanup's future has resolved; pass on the original. */
@@ -588,15 +590,21 @@ void sc_promise_abandon(struct sc_promise *p)
 /* Spawning                                                             */
 /* ------------------------------------------------------------------ */
 
-struct sc_future sc_spawn(sc_then_fn fn, const void *cap, size_t cap_size)
+struct sc_future sc__spawn_in(uint32_t group, sc_then_fn fn, const void *cap, size_t cap_size)
 {
     struct cont *c = cont_new(CONT_THEN, (void *)fn, cap, cap_size);
     if (!c)
         return sc_make_error(-ENOMEM);
     c->in_value = 0;
     c->in_err = 0;
-    sc_task_schedule(&c->task);
+    c->task.group = group;
+    sc__task_enqueue(sc__shard(), &c->task);
     return sc__fstate_future(&c->result);
+}
+
+struct sc_future sc_spawn(sc_then_fn fn, const void *cap, size_t cap_size)
+{
+    return sc__spawn_in(sc__shard()->sched.current, fn, cap, cap_size);
 }
 
 static struct sc_future yield_done(void *cap, intptr_t value)

@@ -58,6 +58,9 @@ static inline struct sc_future sc__failed(uintptr_t ledger, int err)
     return f;
 }
 
+/* sc_spawn() into scheduling group `group` (a valid id). */
+struct sc_future sc__spawn_in(uint32_t group, sc_then_fn fn, const void *cap, size_t cap_size);
+
 /* A fan-out (parallel_for_each / map_reduce) whose launch never yields:
  * `cap` is read only during this call. */
 struct sc_future sc__fan_now(size_t n, sc_index_fn map, sc_reduce_fn reduce, intptr_t init,

@@ -75,7 +75,8 @@ static void loop_wake(struct sc__waiter *w, intptr_t value, int err)
     if (loop_ends(l->kind, value, err))
         sc__fstate_resolve(&l->result, err ? value : 0, err);
     else
-        sc_task_schedule(&l->task); /* not inline: we may be deep inside a resolve */
+        sc__task_enqueue(sc__shard(), &l->task); /* not inline: we may be deep inside a
+                                                  * resolve, maybe of another group's code */
 }
 
 /* Continue the loop: the end of an iteration told us what to do next. */
@@ -86,7 +87,7 @@ static void loop_continue(struct loop *l, enum loop_end end, struct sc_future f)
     else if (end == END_WAIT)
         sc__future_attach(f, &l->w);
     else
-        sc_task_schedule(&l->task);
+        sc__task_enqueue(sc__shard(), &l->task);
 }
 
 static void loop_task(struct sc_task *t)
@@ -114,6 +115,7 @@ static struct sc_future loop_start(enum loop_kind kind, sc_repeat_fn body, sc_st
     sc__fstate_init(&l->result, size, 0);
     l->w.wake = loop_wake;
     l->task.run = loop_task;
+    l->task.group = sc__shard()->sched.current; /* the loop stays in its group */
     l->body = body;
     l->stop = stop;
     l->kind = (uint8_t)kind;
@@ -225,7 +227,7 @@ static void fan_launch(struct fan *fa)
         sc__future_attach(f, &fa->subs[i].w);
         if (fa->may_yield && fa->next < fa->n && sc_need_preempt()) {
             fa->launching = false;
-            sc_task_schedule(&fa->task);
+            sc__task_enqueue(sc__shard(), &fa->task);
             return;
         }
     }
@@ -284,6 +286,7 @@ static struct sc_future fan_start(size_t n, sc_index_fn map, sc_reduce_fn reduce
     }
     sc__fstate_init(&fa->result, size, 0);
     fa->task.run = fan_task;
+    fa->task.group = sc__shard()->sched.current;
     fa->map = map;
     fa->reduce = reduce;
     fa->acc = acc;
@@ -308,7 +311,7 @@ static struct sc_future fan_start(size_t n, sc_index_fn map, sc_reduce_fn reduce
     }
     if (yielded) {
         fa->launching = false;
-        sc_task_schedule(&fa->task);
+        sc__task_enqueue(sc__shard(), &fa->task);
     } else {
         fan_launch(fa);
     }

@@ -108,7 +108,8 @@ struct sc_future sc_sleep(uint64_t ns);
 struct sc_future sc_with_timeout(struct sc_future f, uint64_t ns);
 
 /**
- * @brief A future that resolves with 0 after every task queued so far had its turn.
+ * @brief A future that resolves with 0 after every task queued so far in the
+ * current scheduling group had its turn (other groups run by their shares).
  * @ingroup ch02
  */
 struct sc_future sc_yield(void);

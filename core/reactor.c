@@ -114,26 +114,52 @@ void sc__tsan_poll_quota(void)
         sc__preempt = 1;
 }
 
-/* ---- the task queue ---- */
+/* ---- the task queues: one FIFO per scheduling group ---- */
+
+/* Group g got its first queued task: it joins the choice. Its wait for the
+ * CPU starts now, unless its own slice is running (it just re-queued). */
+static void group_wake(struct sc__shard *s, unsigned g)
+{
+    struct sc__sched *sc = &s->sched;
+    struct sc__sched_acct *a = &sc->acct[g];
+    sc->active |= 1u << g;
+    if (g == sc->running)
+        return;
+    uint32_t gen = sc__sched_gen(g);
+    if (a->gen != gen) /* the slot was reused by a new group: fresh accounts */
+        *a = (struct sc__sched_acct){.gen = gen};
+    sc__sched_wake(sc, g);
+    a->ready_since = s->engine->now(s);
+}
+
+void sc__task_enqueue(struct sc__shard *s, struct sc_task *t)
+{
+    struct sc__sched_queue *q = &s->sched.q[t->group];
+    t->next = NULL;
+    t->seq = (uint32_t)++s->task_seq;
+    if (q->tail) {
+        q->tail->next = t;
+    } else {
+        q->head = t;
+        group_wake(s, t->group);
+    }
+    q->tail = t;
+    q->len++;
+}
 
 void sc_task_schedule(struct sc_task *t)
 {
     struct sc__shard *s = sc__shard();
-    t->next = NULL;
-    t->seq = ++s->task_seq;
-    if (s->tq_tail)
-        s->tq_tail->next = t;
-    else
-        s->tq_head = t;
-    s->tq_tail = t;
-    s->tq_len++;
+    t->group = s->sched.current;
+    sc__task_enqueue(s, t);
 }
 
-/* Take the k-th queued task (0 = the head, the FIFO choice). Only the
- * simulator asks for k > 0, and only within a small window. */
-static struct sc_task *dequeue(struct sc__shard *s, uint64_t k)
+/* Take the k-th task of group g's queue (0 = the head, the FIFO choice).
+ * Only the simulator asks for k > 0, and only within a small window. */
+static struct sc_task *dequeue(struct sc__shard *s, unsigned g, uint64_t k)
 {
-    struct sc_task *prev = NULL, *t = s->tq_head;
+    struct sc__sched_queue *q = &s->sched.q[g];
+    struct sc_task *prev = NULL, *t = q->head;
     while (k-- && t->next) {
         prev = t;
         t = t->next;
@@ -141,19 +167,22 @@ static struct sc_task *dequeue(struct sc__shard *s, uint64_t k)
     if (prev)
         prev->next = t->next;
     else
-        s->tq_head = t->next;
-    if (s->tq_tail == t)
-        s->tq_tail = prev;
-    s->tq_len--;
+        q->head = t->next;
+    if (q->tail == t)
+        q->tail = prev;
+    q->len--;
     return t;
 }
 
-bool sc__run_tasks(struct sc__shard *s)
+/* Run group g's tasks until its queue is empty or the quota is spent
+ * (then *preempted is set). Returns how many ran. */
+static uint64_t run_slice(struct sc__shard *s, unsigned g, bool *preempted)
 {
-    bool ran = false;
     const struct sc__engine *e = s->engine;
-    while (s->tq_head) {
-        struct sc_task *t = dequeue(s, e->pick_task ? e->pick_task(s) : 0);
+    struct sc__sched_queue *q = &s->sched.q[g];
+    uint64_t n = 0;
+    for (;;) {
+        struct sc_task *t = dequeue(s, g, e->pick_task ? e->pick_task(s, q->len) : 0);
         if (e->on_task)
             e->on_task(s, t->seq);
         s->tasks_started++;
@@ -161,13 +190,59 @@ bool sc__run_tasks(struct sc__shard *s)
         t->run(t);
         s->running_task = 0;
         s->stats.tasks_run++;
-        ran = true;
-        if (s->tq_head && sc_need_preempt()) {
+        n++;
+        if (!q->head)
+            return n;
+        if (sc_need_preempt()) {
+            *preempted = true;
+            return n;
+        }
+    }
+}
+
+/*
+ * Step 2 of a reactor turn: run queued tasks, one group's slice at a time,
+ * until every queue is empty or the quota is spent. core/sched.c chooses
+ * the group; here the slice's CPU time is measured with the engine's clock
+ * (virtual in the simulator), read once per group switch, and charged.
+ */
+bool sc__run_tasks(struct sc__shard *s)
+{
+    struct sc__sched *sc = &s->sched;
+    if (!sc->active)
+        return false;
+    uint32_t saved = sc->current;
+    uint64_t t0 = s->engine->now(s);
+    for (;;) {
+        unsigned g = sc__sched_pick(sc);
+        struct sc__sched_acct *a = &sc->acct[g];
+        if (t0 > a->ready_since && t0 - a->ready_since > a->max_wait_ns)
+            a->max_wait_ns = t0 - a->ready_since;
+        a->slices++;
+        sc->running = g;
+        sc->current = g;
+        bool preempted = false;
+        uint64_t n = run_slice(s, g, &preempted);
+        uint64_t t1 = s->engine->now(s);
+        a->tasks_run += n;
+        a->runtime_ns += t1 - t0;
+        sc__sched_charge(sc, g, t1 - t0, sc__sched_shares(g));
+        sc->running = SC__SCHED_NONE;
+        if (sc->q[g].head) /* cut short: it waits again from now */
+            a->ready_since = t1;
+        else
+            sc->active &= ~(1u << g);
+        t0 = t1;
+        /* As before groups existed: the quota is checked only while tasks remain. */
+        if (preempted || (sc->active && sc_need_preempt())) {
             s->stats.preemptions++;
             break;
         }
+        if (!sc->active)
+            break;
     }
-    return ran;
+    sc->current = saved;
+    return true;
 }
 
 /* ---- timers: the API over the heap in timer.c ---- */
@@ -193,6 +268,7 @@ void sc_timer_init(struct sc_timer *t, sc_timer_fn fn, void *arg)
     t->deadline = 0;
     t->seq = 0;
     t->index = SC_TIMER_IDLE;
+    t->group = 0;
     t->fn = fn;
     t->arg = arg;
 }
@@ -201,9 +277,11 @@ int sc_timer_arm(struct sc_timer *t, uint64_t deadline)
 {
     if (t->index != SC_TIMER_IDLE)
         return -EBUSY;
-    struct sc__timer_heap *th = &sc__shard()->timers;
+    struct sc__shard *s = sc__shard();
+    struct sc__timer_heap *th = &s->timers;
     t->deadline = deadline;
     t->seq = ++th->next_seq;
+    t->group = s->sched.current;
     return sc__timer_heap_push(th, t);
 }
 
@@ -267,16 +345,19 @@ bool sc__run_timers(struct sc__shard *s, uint64_t now)
         th->expiring++;
     }
     bool fired = th->batch_head != NULL;
+    uint32_t saved = s->sched.current;
     while ((t = th->batch_head)) {
         batch_unlink(th, t);
         if (s->engine->on_task)
             s->engine->on_task(s, t->seq | (1ull << 63)); /* timers trace apart from tasks */
         s->tasks_started++;
         s->running_task = 1;
+        s->sched.current = t->group; /* what the callback starts runs in the arming group */
         t->fn(t->arg);
         s->running_task = 0;
         s->stats.timers_fired++;
     }
+    s->sched.current = saved;
     return fired;
 }
 
@@ -331,7 +412,9 @@ void sc_reactor_stats(struct sc_reactor_stats *out)
 {
     struct sc__shard *s = sc__shard();
     *out = s->stats;
-    out->tasks_queued = s->tq_len;
+    out->tasks_queued = 0;
+    for (unsigned g = 0; g < SC_SCHED_MAX_GROUPS; g++)
+        out->tasks_queued += s->sched.q[g].len;
     out->pool_bytes = s->pool.bytes;
     out->pool_allocs = s->pool.live;
 }
@@ -360,6 +443,7 @@ int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
     sc__rng_seed(s->rng, stream_seed(cfg->seed, id, STREAM_APP));
     sc__rng_seed(s->sched_rng, stream_seed(cfg->seed, id, STREAM_SCHED));
     s->trace = cfg->seed;
+    s->sched.running = SC__SCHED_NONE;
     return sc__smp_shard_init(s, sc__world ? sc__world->n : 1);
 }
 

@@ -18,22 +18,29 @@
 #include <stdint.h>
 
 /**
- * @brief A unit of work in a shard's FIFO task queue. Embed it in your own
+ * @brief A unit of work in a shard's task queues. Embed it in your own
  * struct and recover the struct in @p run (see ::SC_CONTAINER_OF).
  * @ingroup ch03
+ *
+ * Every task runs in a scheduling group (core/sched.h), recorded in @p group
+ * when it is queued: sc_task_schedule() takes the group of the code running
+ * now, sc_task_schedule_in() the one you name.
  */
 struct sc_task {
     struct sc_task *next;              /**< private: queue link */
     void (*run)(struct sc_task *self); /**< called once per sc_task_schedule() */
-    uint64_t seq;                      /**< private: scheduling order, for traces */
+    uint32_t seq;                      /**< private: scheduling order (wraps), for traces */
+    uint32_t group; /**< read-only: its scheduling group's id, set when it is queued */
 };
 
 /** @brief The struct of type @p type whose member @p member is at @p ptr. @ingroup ch03 */
 #define SC_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /**
- * @brief Queue @p t at the tail of this shard's task queue. It runs after the
- * tasks queued before it (unless the simulator shuffles the queue on purpose).
+ * @brief Queue @p t at the tail of this shard's task queue for the current
+ * scheduling group. It runs after the tasks of its group queued before it
+ * (unless the simulator shuffles the queue on purpose); groups share the CPU
+ * by their shares (core/sched.h; with only "main", that is one FIFO queue).
  * @ingroup ch03
  */
 void sc_task_schedule(struct sc_task *t);
@@ -52,9 +59,10 @@ typedef void (*sc_timer_fn)(void *arg);
  * been disarmed, so it may re-arm its own timer.
  */
 struct sc_timer {
-    uint64_t deadline;     /**< private: absolute ns on the shard clock */
-    uint64_t seq;          /**< private: arming order, breaks deadline ties */
-    uint32_t index;        /**< private: position in the heap, SC_TIMER_IDLE or SC_TIMER_EXPIRING */
+    uint64_t deadline; /**< private: absolute ns on the shard clock */
+    uint64_t seq;      /**< private: arming order, breaks deadline ties */
+    uint32_t index;    /**< private: position in the heap, SC_TIMER_IDLE or SC_TIMER_EXPIRING */
+    uint32_t group;    /**< private: the scheduling group that armed it; the callback runs in it */
     struct sc_timer *next; /**< private: links in the batch of expired timers */
     struct sc_timer *prev; /**< private */
     sc_timer_fn fn;        /**< private */
@@ -75,7 +83,8 @@ void sc_timer_init(struct sc_timer *t, sc_timer_fn fn, void *arg);
 
 /**
  * @brief Arm @p t to fire at the absolute time @p deadline (sc_now() clock).
- * A deadline in the past fires on the next reactor turn.
+ * A deadline in the past fires on the next reactor turn. The callback runs in
+ * the scheduling group that was current here (what it schedules inherits it).
  * @ingroup ch03
  * @retval 0 armed
  * @retval -EBUSY already armed (cancel it first)

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/reactor.h"
+#include "core/sched.h"
 #include "core/sharded.h"
 #include "core/smp.h"
 

@@ -14,6 +14,7 @@
 #include "core/app.h"
 #include "core/reactor.h"
 #include "core/ring.h"
+#include "core/sched_impl.h"
 #include "core/smp.h"
 
 /* ---- the continuation pool: per-shard size classes, no locks ---- */
@@ -105,8 +106,9 @@ struct sc__world {
     struct sc__shard **shards;
     struct sc_ring *rings; /* rings[from * n + to]; the diagonal is unused */
     _Atomic bool stopping;
-    _Atomic unsigned idle_forever; /* shards asleep (or about to be) with no timer armed */
-    _Atomic bool deadlocked;       /* every shard slept forever with every ring empty */
+    _Atomic unsigned idle_forever;   /* shards asleep (or about to be) with no timer armed */
+    _Atomic bool deadlocked;         /* every shard slept forever with every ring empty */
+    struct sc__sched_registry sched; /* the run's scheduling groups (core/sched_group.c) */
 };
 
 extern struct sc__world *sc__world;
@@ -140,9 +142,9 @@ struct sc__shard {
     const struct sc__engine *engine;
     struct sc_config cfg;
 
-    /* the task queue: FIFO, intrusive */
-    struct sc_task *tq_head, *tq_tail;
-    uint64_t tq_len;
+    /* the task queues, one FIFO per scheduling group (core/sched_impl.h);
+     * between slices, sched.active != 0 exactly when some task is queued */
+    struct sc__sched sched;
     uint64_t task_seq;
     volatile sig_atomic_t running_task; /* the stall detector reads these two */
     volatile uint64_t tasks_started;
@@ -230,10 +232,13 @@ struct sc__engine {
     bool (*need_preempt)(struct sc__shard *s);
     /* should a ready continuation go through the task queue anyway? (sim perturbation) */
     bool (*defer_ready)(struct sc__shard *s);
-    /* which queued task runs next: an index into the queue (0 = FIFO head) */
-    uint64_t (*pick_task)(struct sc__shard *s);
+    /* which queued task of the chosen group runs next: an index into that
+     * group's queue of `queued` tasks (0 = FIFO head) */
+    uint64_t (*pick_task)(struct sc__shard *s, uint64_t queued);
     /* a task is about to run / a timer is about to fire: account virtual CPU time */
     void (*on_task)(struct sc__shard *s, uint64_t seq);
+    /* the running task uses ns of CPU (sc_sched_burn) */
+    void (*spend)(struct sc__shard *s, uint64_t ns);
     /* wake a sleeping shard (called from another shard's thread) */
     void (*wake)(struct sc__shard *target);
     /* run the whole app: returns its exit code */
@@ -252,6 +257,8 @@ void sc__shard_fini(struct sc__shard *s);
 void sc__shard_start_main(struct sc__shard *s, sc_main_fn fn, void *arg, int argc, char **argv);
 bool sc__run_timers(struct sc__shard *s, uint64_t now);
 bool sc__run_tasks(struct sc__shard *s);
+/* Queue t in group t->group (already set and valid) of shard s. */
+void sc__task_enqueue(struct sc__shard *s, struct sc_task *t);
 bool sc__run_pollers(struct sc__shard *s);
 uint64_t sc__next_deadline(struct sc__shard *s); /* UINT64_MAX when no timer is armed */
 void sc__trace_mix(struct sc__shard *s, uint64_t v);

@@ -64,6 +64,7 @@ int sc__world_init(struct sc__world *w, unsigned n)
         free(w->rings);
         return -ENOMEM;
     }
+    sc__sched_registry_init(&w->sched); /* from here on, sc__world_destroy() undoes it */
     if (w->rings)
         memset(w->rings, 0, sizeof(struct sc_ring) * n * n); /* slots == NULL: not made */
     for (unsigned i = 0; i < n; i++)
@@ -90,6 +91,7 @@ void sc__world_destroy(struct sc__world *w)
                 sc_ring_destroy(&w->rings[i]);
     free(w->rings);
     free(w->shards);
+    sc__sched_registry_destroy(&w->sched);
     w->rings = NULL;
     w->shards = NULL;
 }
@@ -316,6 +318,7 @@ struct call {
     int err;
     const char *err_file; /* an error's origin survives the trip */
     int err_line;
+    uint32_t group; /* the caller's scheduling group: fn runs in it on the target */
     _Alignas(16) unsigned char cap[];
 };
 
@@ -346,7 +349,11 @@ static void call_done(struct sc__waiter *w, intptr_t value, int err)
 static void call_run(struct sc__smp_msg *m)
 {
     struct call *c = SC_CONTAINER_OF(m, struct call, msg);
+    struct sc__sched *sc = &sc__shard()->sched;
+    uint32_t saved = sc->current;
+    sc->current = c->group; /* what fn starts here belongs to the caller's group */
     sc__future_attach(c->fn(c->cap), &c->done);
+    sc->current = saved;
 }
 
 struct sc_future sc_smp_submit_to(unsigned shard, sc_smp_fn fn, const void *cap, size_t cap_size)
@@ -366,6 +373,7 @@ struct sc_future sc_smp_submit_to(unsigned shard, sc_smp_fn fn, const void *cap,
     c->origin = s->id;
     c->target = shard;
     c->fn = fn;
+    c->group = s->sched.current;
     if (cap_size)
         memcpy(c->cap, cap, cap_size);
     struct sc_future f = sc__fstate_future(&c->result);

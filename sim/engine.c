@@ -9,7 +9,8 @@
  * Time is one global counter of virtual
  * nanoseconds that moves for two reasons only: CPU work (each task costs
  * --sim-task-ns, each quota check --sim-poll-ns; a model, not a measurement)
- * and idleness (when no task is queued the clock jumps to the next timer).
+ * and idleness (when no task is queued the clock jumps to the next timer);
+ * a task may also declare work of its own (sc_sched_burn(ns) costs ns).
  * So sleeping an hour takes no wall time, and a busy loop still reaches its
  * quota and lets timers in, exactly as in the real world but repeatably.
  *
@@ -63,11 +64,13 @@ static bool sim_defer_ready(struct sc__shard *s)
     return sim_need_preempt(s);
 }
 
-static uint64_t sim_pick_task(struct sc__shard *s)
+/* The shuffle stays inside the queue of the group the reactor chose: groups
+ * keep their shares under perturbation, only the order within one changes. */
+static uint64_t sim_pick_task(struct sc__shard *s, uint64_t queued)
 {
-    if (s->tq_len < 2 || !chance(s, s->cfg.sim_shuffle_pct))
+    if (queued < 2 || !chance(s, s->cfg.sim_shuffle_pct))
         return 0;
-    uint64_t window = s->tq_len < SHUFFLE_WINDOW ? s->tq_len : SHUFFLE_WINDOW;
+    uint64_t window = queued < SHUFFLE_WINDOW ? queued : SHUFFLE_WINDOW;
     return sc__rng_next(s->sched_rng) % window;
 }
 
@@ -81,6 +84,14 @@ static void sim_on_task(struct sc__shard *s, uint64_t seq)
     sc__trace_mix(s, w->vclock);
 }
 
+/* A modelled long computation: the clock moves, nothing else happens. */
+static void sim_spend(struct sc__shard *s, uint64_t ns)
+{
+    struct sim_world *w = s->engine_data;
+    w->vclock += ns;
+    sc__trace_mix(s, w->vclock);
+}
+
 static void sim_wake(struct sc__shard *t)
 {
     (void)t; /* nobody sleeps in the simulator: a shard with mail is runnable */
@@ -89,7 +100,7 @@ static void sim_wake(struct sc__shard *t)
 /* Can this shard do something right now? */
 static bool runnable(struct sc__shard *s, uint64_t now)
 {
-    return s->tq_head || sc__next_deadline(s) <= now || sc__smp_pending_in(s) ||
+    return s->sched.active || sc__next_deadline(s) <= now || sc__smp_pending_in(s) ||
            sc__smp_pending_out(s);
 }
 
@@ -199,6 +210,7 @@ const struct sc__engine sc__sim_engine = {
     .defer_ready = sim_defer_ready,
     .pick_task = sim_pick_task,
     .on_task = sim_on_task,
+    .spend = sim_spend,
     .wake = sim_wake,
     .run = sim_run,
 };
