@@ -55,6 +55,12 @@ const char *sc_strerror(int err)
         return "timed out (with_timeout)";
     case SC_ELAB_TODO:
         return "lab region not implemented yet";
+    case SC_EEOF:
+        return "end of stream";
+    case SC_EGATE_CLOSED:
+        return "gate closed";
+    case SC_EBROKEN:
+        return "broken (semaphore, condition variable or queue)";
     case 0:
         return "success";
     default:

@@ -42,8 +42,11 @@ enum sc_log_level {
  */
 enum sc_error {
     SC_EBROKEN_PROMISE = -10001, /**< a promise was abandoned without a value */
-    SC_ETIMEDOUT = -10002,       /**< with_timeout() gave up waiting */
+    SC_ETIMEDOUT = -10002,       /**< a wait with a deadline gave up (with_timeout, timed waits) */
     SC_ELAB_TODO = -10003,       /**< a lab region is still blank */
+    SC_EEOF = -10020,            /**< end of stream: a pipe's writer closed and it is drained */
+    SC_EGATE_CLOSED = -10021,    /**< sc_gate_enter() on a gate that is closing or closed */
+    SC_EBROKEN = -10022,         /**< a semaphore, condition variable or queue was broken */
 };
 
 /**

@@ -5,13 +5,19 @@
 #ifndef SC_SEACORE_H
 #define SC_SEACORE_H
 
+#include "core/abort.h"
 #include "core/app.h"
+#include "core/cond.h"
 #include "core/future.h"
+#include "core/gate.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/pipe.h"
 #include "core/reactor.h"
 #include "core/sched.h"
+#include "core/sem.h"
 #include "core/sharded.h"
 #include "core/smp.h"
+#include "core/waitq.h"
 
 #endif
