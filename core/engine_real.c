@@ -111,7 +111,6 @@ static void report_stall(struct sc__shard *s, struct real_shard *d)
 static void tick_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
-    (void)si;
     (void)uc;
     sc__preempt = 1;
     struct sc__shard *s = sc__cur;
@@ -127,7 +126,10 @@ static void tick_handler(int sig, siginfo_t *si, void *uc)
         errno = saved_errno;
         return;
     }
-    d->stall_ticks++;
+    /* Ticks that came due while this thread was off the CPU arrive as one
+     * signal; the timer's overrun count says how many it stands for. */
+    d->stall_ticks +=
+        1 + (si && si->si_code == SI_TIMER && si->si_overrun > 0 ? (uint64_t)si->si_overrun : 0);
     if (!d->reported && d->stall_ticks * d->tick_ns >= s->cfg.stall_threshold_ns) {
         d->reported = true;
         report_stall(s, d);
