@@ -12,5 +12,6 @@
 #include "core/reactor.h"
 #include "core/sharded.h"
 #include "core/smp.h"
+#include "core/thread.h"
 
 #endif
