@@ -453,6 +453,7 @@ void sc__shard_fini(struct sc__shard *s)
      * later run: leave none pointing into the heap that goes away here. */
     for (uint32_t i = 0; i < s->timers.len; i++)
         s->timers.h[i]->index = SC_TIMER_IDLE;
+    sc__thread_shard_fini(s);
     sc__smp_shard_fini(s);
     free(s->timers.h);
     free(s->pollers);

@@ -19,5 +19,6 @@
 #include "core/sharded.h"
 #include "core/smp.h"
 #include "core/waitq.h"
+#include "core/thread.h"
 
 #endif

@@ -136,6 +136,7 @@ struct sc__poller {
 };
 
 struct sc__engine;
+struct sc__fibers;
 
 struct sc__shard {
     unsigned id;
@@ -156,6 +157,7 @@ struct sc__shard {
     struct sc__pool pool;
     struct sc__ledger ledger;
     uint32_t fstate_gen;
+    struct sc__fibers *fibers; /* core/thread.c: made on the shard's first spawn */
 
     uint64_t rng[4];       /* the app-visible stream (xoshiro256**) */
     uint64_t sched_rng[4]; /* the simulator's perturbation stream */
@@ -266,5 +268,7 @@ void sc__rng_seed(uint64_t state[4], uint64_t seed);
 uint64_t sc__rng_next(uint64_t state[4]);
 void sc__print_summary(struct sc__shard *s);
 void sc__fill_result(struct sc__shard *s, struct sc_run_result *out);
+/* Free the shard's fiber stacks, those of suspended fibers too (core/thread.c). */
+void sc__thread_shard_fini(struct sc__shard *s);
 
 #endif
