@@ -9,6 +9,7 @@
 #include "core/future.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/memory.h"
 #include "core/reactor.h"
 #include "core/sharded.h"
 #include "core/smp.h"
