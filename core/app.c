@@ -97,6 +97,10 @@ enum std_opt {
     O_IDLE_POLL,
     O_POLL_MODE,
     O_STEP_TASKS,
+    O_MEMORY,
+    O_RESERVE,
+    O_MALLOC,
+    O_ALLOC_FAIL,
     O_HELP,
 };
 
@@ -123,6 +127,16 @@ static const struct {
     [O_IDLE_POLL] = {"idle-poll-time-us", true, "N: busy-poll this long before sleeping (200)"},
     [O_POLL_MODE] = {"poll-mode", false, "never sleep: lowest latency, 100% CPU per shard"},
     [O_STEP_TASKS] = {"sim-step-tasks", true, "N: most tasks a shard runs per simulator step"},
+    [O_MEMORY] = {"memory", true,
+                  "SIZE: memory for all shards, e.g. 4G (default: real, RAM less "
+                  "--reserve-memory; sim, 1G per shard)"},
+    [O_RESERVE] = {"reserve-memory", true,
+                   "SIZE: memory left to the OS (default: the larger of 1.5G and 7%)"},
+    [O_MALLOC] = {"malloc", true,
+                  "seacore|system: who serves malloc() on shards (default seacore; "
+                  "sc_malloc() is always the shard's)"},
+    [O_ALLOC_FAIL] = {"sim-alloc-fail-ppm", true,
+                      "N: fail N of every million allocations on shards (sim, by seed)"},
     [O_HELP] = {"help", false, "this text"},
 };
 
@@ -153,6 +167,47 @@ static bool parse_u64(const char *v, uint64_t *out)
     if (errno || *end)
         return false;
     *out = x;
+    return true;
+}
+
+/* A size: digits and an optional K, M, G or T (powers of 1024), > 0. */
+static bool parse_size(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*v < '0' || *v > '9')
+        return false;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || x == 0)
+        return false;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        break;
+    case 0:
+        break;
+    default:
+        return false;
+    }
+    if (shift && end[1] != 0)
+        return false;
+    if (x > (1ull << 50) >> shift)
+        return false; /* a petabyte is plenty */
+    *out = (uint64_t)x << shift;
     return true;
 }
 
@@ -254,6 +309,27 @@ static int apply_std(const char *prog, enum std_opt o, const char *v, struct sc_
         if (!parse_u64(v, &x) || x < 1 || x > 1000000)
             return bad(prog, n, v, "expected 1..1000000");
         cfg->sim_step_tasks = (unsigned)x;
+        return 0;
+    }
+    case O_MEMORY:
+        return parse_size(v, &cfg->memory) ? 0 : bad(prog, n, v, "expected a size like 512M or 4G");
+    case O_RESERVE:
+        return parse_size(v, &cfg->reserve_memory)
+                   ? 0
+                   : bad(prog, n, v, "expected a size like 512M or 2G");
+    case O_MALLOC:
+        if (strcmp(v, "seacore") == 0)
+            cfg->system_malloc = false;
+        else if (strcmp(v, "system") == 0)
+            cfg->system_malloc = true;
+        else
+            return bad(prog, n, v, "expected 'seacore' or 'system'");
+        return 0;
+    case O_ALLOC_FAIL: {
+        uint64_t x;
+        if (!parse_u64(v, &x) || x > 1000000)
+            return bad(prog, n, v, "expected 0..1000000 (per million)");
+        cfg->sim_alloc_fail_ppm = (uint32_t)x;
         return 0;
     }
     case O_HELP:

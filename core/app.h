@@ -50,6 +50,10 @@ struct sc_config {
     uint64_t idle_poll_ns;        /**< `--idle-poll-time-us N`: poll this long before sleeping */
     bool poll_mode;               /**< `--poll-mode`: never sleep (lowest latency, 100% CPU) */
     unsigned sim_step_tasks;      /**< `--sim-step-tasks N`: most tasks per simulator step (8) */
+    uint64_t memory;              /**< `--memory SIZE`: bytes for all shards (0: the default) */
+    uint64_t reserve_memory;      /**< `--reserve-memory SIZE`: left to the OS (0: the default) */
+    bool system_malloc;           /**< `--malloc system`: malloc() stays glibc's on shards */
+    uint32_t sim_alloc_fail_ppm;  /**< `--sim-alloc-fail-ppm N`: injected allocation failures */
 };
 
 /** @brief Fill @p cfg with the defaults. @ingroup ch03 */
@@ -81,8 +85,11 @@ struct sc_app_opt {
  * Standard options: `--backend sim|real`, `--seed N`, `--task-quota-ms X`,
  * `--blocked-reactor-notify-ms X`, `--sim-defer-ready P`,
  * `--sim-shuffle-tasks P`, `--sim-preempt-early P`, `--sim-chaos` (all three
- * at 10%), `--sim-task-ns N`, `--quiet`, `--help`. Values may be given as
- * `--opt V` or `--opt=V`.
+ * at 10%), `--sim-task-ns N`, `--quiet`, `--smp N`, `--cpuset LIST`,
+ * `--idle-poll-time-us N`, `--poll-mode`, `--sim-step-tasks N`, `--memory
+ * SIZE`, `--reserve-memory SIZE` (sizes take a K, M, G or T suffix),
+ * `--malloc seacore|system`, `--sim-alloc-fail-ppm N`, `--help`. Values may
+ * be given as `--opt V` or `--opt=V`.
  *
  * @return @p fn's exit code; 0 after `--help`; 2 for an unknown or malformed
  *         option (with a message on stderr, and @p fn never runs); 1 if @p fn

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/mem_impl.h"
 #include "core/shard_impl.h"
 
 #define TICK_SIGNAL (SIGRTMIN + 2)
@@ -383,6 +384,9 @@ static void run_shard(struct real_run *run, unsigned id)
     struct real_shard *d = &run->rs[id];
     pin(run, id);
     sc__cur = s;
+    /* on the shard's own thread, after pinning: its memory's first touch
+     * lands on its node */
+    sc__mem_shard_start(s, run->nodes[id % (unsigned)run->ncpus]);
     int err = real_shard_open(s, d);
     if (err) {
         sc_log(SC_LOG_ERROR, "real engine: cannot start the reactor: %s", sc_strerror(err));
@@ -479,6 +483,12 @@ static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int a
         free(run->shards), free(run->rs), free(args), free(threads), free(run);
         return 1;
     }
+    if (sc__mem_world_init(&world, &c) != 0) {
+        sc_log(SC_LOG_ERROR, "real engine: cannot set up the shards' memory");
+        sc__world_destroy(&world);
+        free(run->shards), free(run->rs), free(args), free(threads), free(run);
+        return 1;
+    }
     sc__world = &world;
     for (unsigned i = 0; i < n; i++) {
         world.shards[i] = &run->shards[i];
@@ -522,6 +532,7 @@ static int real_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int a
         sc__shard_fini(&run->shards[i]);
     }
     sc__cur = NULL;
+    sc__mem_world_fini(&world); /* frees still on their way go home */
     sc__world_destroy(&world);
     sc__world = NULL;
     barrier_destroy(&run->opened);

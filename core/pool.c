@@ -5,17 +5,19 @@
  * and each belongs to one shard. So each shard keeps free lists by size
  * class (16-byte steps up to 1 KiB) carved out of 64 KiB chunks: an
  * allocation is a pop, a free is a push, no locks and no atomics. Memory goes
- * back to the system only when the shard ends. (Issue 4's allocator replaces
- * this with a full per-shard malloc; the interface stays.)
+ * back to the shard's allocator only when the shard ends: the pool is a
+ * cache in front of it, shaped for continuations (the caller passes the
+ * size back at free, so no lookup is needed).
  *
- * Sanitizer builds (SC_SAN) send everything to malloc so that ASan sees each
- * allocation and catches a use after free. Allocations that go to malloc
- * (those, and anything over 1 KiB) carry a small header linking them into the
- * pool, so a shard that ends with work still pending frees them all.
+ * Chunks, and allocations over 1 KiB, come from the shard's allocator
+ * (memory.c), so all of a shard's memory lies in its own region. Sanitizer
+ * builds (SC_SAN) send every allocation there, which in those builds is the
+ * C library's malloc, so that ASan sees each allocation and catches a use
+ * after free. Allocations made that way (those, and anything over 1 KiB)
+ * carry a small header linking them into the pool, so a shard that ends
+ * with work still pending frees them all.
  */
-#include <stdlib.h>
-
-#include "core/shard_impl.h"
+#include "core/mem_impl.h"
 
 struct chunk {
     struct chunk *next;
@@ -26,14 +28,14 @@ void sc__pool_init(struct sc__pool *p)
     *p = (struct sc__pool){0};
 }
 
-/* Header of an allocation served by malloc. */
+/* Header of an allocation served by the shard's allocator directly. */
 struct sc__pool_big {
     struct sc__pool_big *prev, *next;
 };
 
 static void *big_alloc(struct sc__pool *p, size_t size)
 {
-    struct sc__pool_big *b = malloc(sizeof(struct sc__pool_big) + size);
+    struct sc__pool_big *b = sc__mem_alloc(sizeof(struct sc__pool_big) + size);
     if (!b)
         return NULL;
     b->prev = NULL;
@@ -53,7 +55,7 @@ static void big_free(struct sc__pool *p, void *mem)
         p->bigs = b->next;
     if (b->next)
         b->next->prev = b->prev;
-    free(b);
+    sc__mem_free(b);
 }
 
 void sc__pool_destroy(struct sc__pool *p)
@@ -63,7 +65,7 @@ void sc__pool_destroy(struct sc__pool *p)
     struct chunk *c = p->chunks;
     while (c) {
         struct chunk *next = c->next;
-        free(c);
+        sc__mem_free(c);
         c = next;
     }
     *p = (struct sc__pool){0};
@@ -86,7 +88,7 @@ static void *refill(struct sc__pool *p, size_t rounded)
 {
     if ((size_t)(p->bump_end - p->bump) < rounded) {
         /* The tail of the old chunk is abandoned (at most 1 KiB of 64). */
-        struct chunk *c = malloc(SC__POOL_CHUNK);
+        struct chunk *c = sc__mem_alloc(SC__POOL_CHUNK);
         if (!c)
             return NULL;
         c->next = p->chunks;

@@ -13,6 +13,7 @@
 
 #include "core/future_impl.h"
 #include "core/loop.h"
+#include "core/mem_impl.h"
 #include "core/shard_impl.h"
 
 __thread struct sc__shard *sc__cur __attribute__((tls_model("initial-exec")));
@@ -459,6 +460,7 @@ void sc__shard_fini(struct sc__shard *s)
     free(s->pollers);
     free(s->ledger.e);
     sc__pool_destroy(&s->pool);
+    sc__mem_shard_stop(s); /* last: everything above frees into the shard's memory */
 }
 
 struct main_rec {

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/pipe.h"
+#include "core/memory.h"
 #include "core/reactor.h"
 #include "core/sched.h"
 #include "core/sem.h"

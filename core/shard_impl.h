@@ -109,6 +109,11 @@ struct sc__world {
     _Atomic unsigned idle_forever;   /* shards asleep (or about to be) with no timer armed */
     _Atomic bool deadlocked;         /* every shard slept forever with every ring empty */
     struct sc__sched_registry sched; /* the run's scheduling groups (core/sched_group.c) */
+    /* the allocator's part (core/memory.c): batches of freed objects going
+     * home, one SPSC ring per ordered pair, and the slot each shard uses */
+    struct sc_ring *free_rings; /* free_rings[from * n + to] */
+    struct sc__heap **heaps;    /* heaps[i]: slot i's heap, NULL if this run has none */
+    uint64_t mem_budget_pages;  /* per shard */
 };
 
 extern struct sc__world *sc__world;
@@ -137,10 +142,14 @@ struct sc__poller {
 
 struct sc__engine;
 struct sc__fibers;
+struct sc__heap;
 
 struct sc__shard {
     unsigned id;
     const struct sc__engine *engine;
+    /* the shard's allocator (core/memory.c): NULL when it has none; the
+     * libc overrides use libc_heap, NULL with --malloc=system */
+    struct sc__heap *heap, *libc_heap;
     struct sc_config cfg;
 
     /* the task queues, one FIFO per scheduling group (core/sched_impl.h);

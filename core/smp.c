@@ -24,6 +24,7 @@
 
 #include "core/future_impl.h"
 #include "core/loop.h"
+#include "core/mem_impl.h"
 #include "core/smp.h"
 
 /*
@@ -196,14 +197,17 @@ bool sc__smp_poll(struct sc__shard *s)
 {
     struct sc__world *w = sc__world;
     bool busy = false;
-    if (w->n < 2)
-        return false;
-    for (unsigned j = 0; j < w->n; j++) {
+    for (unsigned j = 0; w->n > 1 && j < w->n; j++) {
         if (j == s->id)
             continue;
         busy |= receive_from(s, j);
         busy |= flush_to(s, j);
     }
+    /* Last, so that what the messages above freed leaves in this turn:
+     * frees of other shards' memory go out, frees of ours come back. They
+     * never count as work: a shard does not stay awake (or wake) for them,
+     * and whatever is left when the run ends goes home then (memory.c). */
+    sc__mem_poll(s);
     return busy;
 }
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/mem_impl.h"
 #include "core/shard_impl.h"
 
 /* How many queued tasks a shuffle may pick from. Small, so that a shuffled
@@ -134,12 +135,20 @@ static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int ar
         sc_log(SC_LOG_ERROR, "out of memory starting the simulator");
         return 1;
     }
+    if (sc__mem_world_init(&world, &c) != 0) {
+        sc_log(SC_LOG_ERROR, "sim: cannot set up the shards' memory");
+        sc__world_destroy(&world);
+        free(shards);
+        return 1;
+    }
     sc__world = &world;
     sc__rng_seed(w.rng, c.seed ^ 0x73696d776f726c64ull /* "simworld" */);
     for (unsigned i = 0; i < n; i++) {
         world.shards[i] = &shards[i];
         sc__shard_init(&shards[i], i, &sc__sim_engine, &c);
         shards[i].engine_data = &w;
+        sc__cur = &shards[i];
+        sc__mem_shard_start(&shards[i], -1);
     }
     sc__cur = &shards[0];
     sc__shard_start_main(&shards[0], fn, arg, argc, argv);
@@ -196,6 +205,7 @@ static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int ar
     }
     sc__cur = NULL;
     sc__preempt = 0;
+    sc__mem_world_fini(&world); /* frees still on their way go home */
     sc__world_destroy(&world);
     sc__world = NULL;
     free(shards);

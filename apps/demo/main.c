@@ -8,7 +8,8 @@
  * some dishes take too long (sc_with_timeout turns them into refunds), a
  * periodic timer announces the time, and sc_parallel_for_each runs all orders
  * at once. Every decision comes from sc_random(), so a seed replays a whole
- * evening exactly in the simulator; the run ends with the trace hash.
+ * evening exactly in the simulator; the run ends with each station's memory
+ * (its shard's allocator counters) and the trace hash.
  *
  * In the simulator a "minute" is a real virtual minute, and the evening takes
  * a few milliseconds of wall time. On the real machine (--backend real) a
@@ -161,11 +162,30 @@ static struct sc_future print_tally(void *cap, intptr_t tally)
     return sc_make_ready(0);
 }
 
+/* On the station's own shard: what its memory looks like at closing time. */
+static struct sc_future print_memory(void *cap)
+{
+    (void)cap;
+    struct sc_memory_stats st;
+    sc_memory_stats(&st);
+    sc_memory_stats_print(stdout, &st);
+    return sc_make_ready(0);
+}
+
+static struct sc_future ask_memory(void *cap, intptr_t v)
+{
+    (void)v;
+    unsigned shard = *(unsigned *)cap;
+    return sc_smp_submit_to(shard, print_memory, NULL, 0);
+}
+
 static struct sc_future ask_one(void *cap, intptr_t v)
 {
     (void)v;
     unsigned shard = *(unsigned *)cap;
-    return SC_THEN(sc_smp_submit_to(shard, station_tally, NULL, 0), print_tally, shard);
+    struct sc_future f =
+        SC_THEN(sc_smp_submit_to(shard, station_tally, NULL, 0), print_tally, shard);
+    return SC_THEN(f, ask_memory, shard);
 }
 
 static struct sc_future verdict(void *cap, intptr_t v)

@@ -13,9 +13,13 @@ static int run_seed(const struct sim_test *t, uint64_t seed, struct sc_config ba
     base.seed_given = true;
     if (!base.smp && t->smp_for_seed)
         base.smp = t->smp_for_seed(seed);
+    if (t->before_run)
+        t->before_run();
     int rc = sc_run_ex(&base, t->main, NULL, 0, NULL, r);
     if (rc == 0 && r->unhandled_errors)
         rc = 3; /* a failed future nobody handled is a failure too */
+    if (rc == 0 && t->after_run && t->after_run() != 0)
+        rc = 4; /* an invariant checked after the run failed */
     return rc;
 }
 

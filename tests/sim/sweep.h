@@ -18,6 +18,11 @@ struct sim_test {
     unsigned (*smp_for_seed)(uint64_t seed);
     /* Print a one-line summary after a single-seed run (may be NULL). */
     void (*report)(void);
+    /* Called before each run, and after it, outside the run (may be NULL):
+     * after_run returns 0 when the invariants that only hold once the run
+     * is over (everything drained) hold. */
+    void (*before_run)(void);
+    int (*after_run)(void);
 };
 
 /* The whole main() of a simulation test. */
