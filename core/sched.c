@@ -29,7 +29,7 @@
 
 unsigned sc__sched_pick(struct sc__sched *sc)
 {
-    /* LAB 07 BEGIN: the active group with the least vruntime (lowest id on a tie) */
+    /* LAB 07 BEGIN: least vruntime among the active, lowest id on a tie; raise min_vruntime */
     unsigned best = SC__SCHED_NONE;
     for (uint32_t m = sc->active; m; m &= m - 1) {
         unsigned g = (unsigned)__builtin_ctz(m);
