@@ -10,8 +10,7 @@
  *
  * The guard page is mapped PROT_NONE: a fiber that runs off the end of its
  * stack faults there (SIGSEGV) instead of writing over a neighbour. Stacks
- * come from stack_alloc/stack_free (plain mmap for now; the shard's allocator
- * can take over behind those two). A shard keeps a few freed stacks and
+ * come from the shard's allocator (stack_alloc/stack_free). A shard keeps a few freed stacks and
  * hands them to the next spawn of the same size, so a spawn in a steady
  * state makes no system call.
  */
@@ -20,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/memory.h"
 #include "core/thread_impl.h"
 
 #ifdef SC__ASAN
@@ -36,16 +36,31 @@ static size_t page_size(void)
     return (size_t)sysconf(_SC_PAGESIZE); /* read from the auxiliary vector: no system call */
 }
 
-/* `size` usable bytes above a guard page; returns the lowest usable byte. */
+/* `size` usable bytes above a guard page; returns the lowest usable byte.
+ * The memory is the shard's own (page-aligned, from its allocator), so a
+ * fiber's stack sits on the shard's NUMA node and counts in its memory
+ * stats; the guard page is made PROT_NONE for as long as the stack lives.
+ * Sanitizer builds map stacks directly: ASan's heap must not hold pages
+ * whose protection changes under it. */
 static char *stack_alloc(size_t size)
 {
     size_t page = page_size();
+#ifdef SC_SAN
     char *m = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
+#else
+    char *m = sc_aligned_alloc(page, size + page);
+    if (!m)
+        return NULL;
+#endif
     if (mprotect(m, page, PROT_NONE) != 0) {
+#ifdef SC_SAN
         munmap(m, size + page);
+#else
+        sc_free(m);
+#endif
         return NULL;
     }
     return m + page;
@@ -54,7 +69,15 @@ static char *stack_alloc(size_t size)
 static void stack_free(char *lo, size_t size)
 {
     size_t page = page_size();
+#ifdef SC_SAN
     munmap(lo - page, size + page);
+#else
+    /* the guard page becomes ordinary memory again before it goes back */
+    int rc = mprotect(lo - page, page, PROT_READ | PROT_WRITE);
+    SC_ASSERT(rc == 0, "cannot unprotect a fiber's guard page");
+    (void)size;
+    sc_free(lo - page);
+#endif
 }
 
 /* A stack for a new fiber: the cache first, then the system. */
