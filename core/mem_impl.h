@@ -100,6 +100,7 @@ struct sc__heap {
     uint32_t hw;        /* first page never handed out */
     uint32_t committed; /* pages below this are read-write (with their descriptors) */
     uint64_t budget_pages, in_use_pages, dirty_free_pages;
+    uint32_t purge_turns;     /* reactor turns since the last purge (memory.c) */
     uint32_t bins[SC__NBINS]; /* free spans, heads, by floor(log2(pages)) */
     uint32_t bin_map;
     int node; /* NUMA node new memory is bound to, or -1 */

@@ -501,6 +501,78 @@ START_TEST(exhaustion_is_an_error_not_a_crash)
 }
 END_TEST
 
+/* ---- free memory goes back to the OS between tasks, not inside free() ---- */
+
+struct purge_state {
+    uint64_t released0;
+    int turns;
+};
+
+static struct sc_future purge_again(void *cap, intptr_t v)
+{
+    (void)cap, (void)v;
+    return sc_make_ready(SC_CONTINUE);
+}
+
+static struct sc_future purge_turn(void *cap)
+{
+    struct purge_state *ps = *(struct purge_state **)cap;
+    struct sc_memory_stats st;
+    sc_memory_stats(&st);
+    if (st.bytes_released > ps->released0) {
+        S_CHECK(st.bytes_free_dirty <= (8u << 20), "after the purge %llu bytes stay backed",
+                (unsigned long long)st.bytes_free_dirty);
+        return sc_make_ready(SC_STOP);
+    }
+    if (++ps->turns > 200) {
+        S_CHECK(false, "200 sleeps of 100 us after freeing 32 MiB, nothing went back to the OS");
+        return sc_make_ready(SC_STOP);
+    }
+    /* a sleep ends the reactor turn (a yield may not: the turn runs on) */
+    return sc_then(sc_sleep(SC_US(100)), purge_again, NULL, 0);
+}
+
+static struct sc_future purge_main(void *arg, int argc, char **argv)
+{
+    (void)arg, (void)argc, (void)argv;
+    static struct purge_state ps;
+    ps = (struct purge_state){0};
+    struct sc_memory_stats st;
+    sc_memory_stats(&st);
+    if (st.bypassed)
+        return sc_make_ready(0);
+    ps.released0 = st.bytes_released;
+    enum { N = 32 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = sc_malloc(1 << 20);
+        S_CHECK(b[i] != NULL, "1 MiB block %d", i);
+        if (b[i])
+            memset(b[i], 1, 1 << 20);
+    }
+    for (int i = 0; i < N; i++)
+        sc_free(b[i]);
+    /* inside this task nothing is released yet: freeing stays cheap */
+    sc_memory_stats(&st);
+    S_CHECK(st.bytes_released == ps.released0, "free() itself released %llu bytes",
+            (unsigned long long)(st.bytes_released - ps.released0));
+    S_CHECK(st.bytes_free_dirty >= (28u << 20), "32 MiB freed, only %llu bytes free and backed",
+            (unsigned long long)st.bytes_free_dirty);
+    struct purge_state *p = &ps;
+    return sc_repeat(purge_turn, &p, sizeof p);
+}
+
+START_TEST(free_memory_is_purged_between_tasks)
+{
+    tr_reset();
+    world_i = _i % 2;
+    reset_failures();
+    struct sc_config cfg = cfg_for(1);
+    T_CHECK(run_cfg(&cfg, purge_main, NULL) == 0 && failures == 0, "%d failed, first: %s", failures,
+            fail_msg);
+}
+END_TEST
+
 /* ---- injected failures: by seed, deterministic ---- */
 
 static uint64_t fail_pattern;
@@ -702,6 +774,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, shutdown_with_frees_in_flight, 0, 2);
     tcase_add_test(tc, frees_from_a_plain_thread);
     tcase_add_loop_test(tc, exhaustion_is_an_error_not_a_crash, 0, 2);
+    tcase_add_loop_test(tc, free_memory_is_purged_between_tasks, 0, 2);
     tcase_add_test(tc, injected_failures_follow_the_seed);
     tcase_add_test(tc, libc_functions_land_in_the_arena);
     tcase_add_loop_test(tc, api_edges, 0, 2);
