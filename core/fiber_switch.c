@@ -38,7 +38,7 @@
 #define ASAN_FINISH(fake, lo_out, size_out)                                                        \
     __sanitizer_finish_switch_fiber((fake), (lo_out), (size_out))
 #else
-#define ASAN_START(fake_save, lo, size) ((void)(fake_save), (void)(lo), (void)(size))
+#define ASAN_START(fake_save, lo, size)     ((void)(fake_save), (void)(lo), (void)(size))
 #define ASAN_FINISH(fake, lo_out, size_out) ((void)(fake), (void)(lo_out), (void)(size_out))
 #endif
 
@@ -100,15 +100,14 @@ void sc__fiber_start(struct sc__fiber *f, void *top)
     f->sp = sc__fiber_make(top, fiber_entry, f);
     f->state = SC__FIBER_NEW;
     f->task.run = fiber_task;
-    sc_task_schedule(&f->task);
+    sc__task_enqueue(sc__shard(), &f->task); /* into f->task.group, set at spawn */
 }
 
 /* The running fiber; asserts when there is none. */
 static struct sc__fiber *self(const char *who)
 {
     struct sc__fibers *fs = sc__fibers();
-    SC_ASSERT(fs && fs->current, "%s called outside a fiber (spawn one with sc_thread_spawn)",
-              who);
+    SC_ASSERT(fs && fs->current, "%s called outside a fiber (spawn one with sc_thread_spawn)", who);
     return fs->current;
 }
 
@@ -125,7 +124,7 @@ static void await_wake(struct sc__waiter *w, intptr_t value, int err)
     struct sc__fiber *f = SC_CONTAINER_OF(w, struct sc__fiber, w);
     f->in_value = value;
     f->in_err = err;
-    sc_task_schedule(&f->task);
+    sc__task_enqueue(sc__shard(), &f->task); /* its own group, not the waker's */
 }
 
 int sc_await(struct sc_future fut, intptr_t *value)
@@ -136,8 +135,8 @@ int sc_await(struct sc_future fut, intptr_t *value)
         f->w.wake = await_wake;
         sc__future_attach(fut, &f->w);
         suspend(f);
-        fut = f->in_err ? sc__failed((uintptr_t)f->in_value, f->in_err)
-                        : sc_make_ready(f->in_value);
+        fut =
+            f->in_err ? sc__failed((uintptr_t)f->in_value, f->in_err) : sc_make_ready(f->in_value);
     }
     return sc_future_get(fut, value); /* an error counts as handled */
 }
@@ -147,6 +146,6 @@ void sc_thread_yield(void)
     struct sc__fiber *f = self("sc_thread_yield()");
     if (!sc_need_preempt())
         return;
-    sc_task_schedule(&f->task);
+    sc__task_enqueue(sc__shard(), &f->task);
     suspend(f);
 }

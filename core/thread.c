@@ -148,6 +148,13 @@ struct sc_future sc_thread_spawn(sc_thread_fn fn, const void *cap, size_t cap_si
     size_t cap_bytes = round_up(cap_size, 16);
     if (cap_size > size / 2 || (cap_size && !cap))
         return sc_make_error(-EINVAL);
+    struct sc_sched_group group = sc_sched_group_current();
+    if (attr && attr->group) {
+        struct sc_sched_group_stats gs;
+        if (sc_sched_group_stats(*attr->group, &gs) != 0)
+            return sc_make_error(-EINVAL);
+        group = *attr->group;
+    }
 
     struct sc__fibers *fs = fibers_get();
     if (!fs)
@@ -170,6 +177,7 @@ struct sc_future sc_thread_spawn(sc_thread_fn fn, const void *cap, size_t cap_si
     f->result = result;
     f->lo = lo;
     f->size = size;
+    f->task.group = group.id; /* kept for life: every wake-up queues it there */
 #ifdef SC__TSAN
     f->tsan = __tsan_create_fiber(0);
 #endif

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "core/future.h"
+#include "core/sched.h"
 
 /* Fibers (stackful threads on a shard) and await: straight-line code over
  * futures. sc_thread_spawn() starts a fiber, sc_await() waits inside it.
@@ -55,7 +56,11 @@
 
 /** @brief Options of a new fiber; a zeroed struct (or NULL) means the defaults. @ingroup ch06 */
 struct sc_thread_attr {
-    size_t stack_size; /**< bytes of stack, rounded up to whole pages; 0: ::SC_THREAD_STACK_DEFAULT */
+    size_t
+        stack_size; /**< bytes of stack, rounded up to whole pages; 0: ::SC_THREAD_STACK_DEFAULT */
+    /** the scheduling group the fiber runs in (every slice of it, after
+     * every await); NULL: the group of the code that spawns it */
+    const struct sc_sched_group *group;
 };
 
 /**
@@ -74,6 +79,9 @@ typedef struct sc_future (*sc_thread_fn)(void *cap);
  * The fiber starts as a task (later, not inside this call). The captured
  * state is copied onto the fiber's stack (capture by value), so @p cap need
  * not outlive this call. If this call returns an error, @p fn never runs.
+ * The fiber belongs to one scheduling group for its whole life (chapter 7):
+ * the spawner's, or the one @p attr names; a future that wakes it from
+ * sc_await() does not move it to the waker's group.
  *
  * @param fn the fiber's function
  * @param cap captured state, copied; may be NULL when @p cap_size is 0
@@ -81,7 +89,8 @@ typedef struct sc_future (*sc_thread_fn)(void *cap);
  * @param attr options, or NULL for the defaults
  * @return a future of @p fn's outcome; it fails with
  *         -EINVAL if @p fn is NULL, the stack size is outside
- *         [::SC_THREAD_STACK_MIN, ::SC_THREAD_STACK_MAX] or @p cap_size is too big;
+ *         [::SC_THREAD_STACK_MIN, ::SC_THREAD_STACK_MAX], @p cap_size is too big
+ *         or the attr's group does not exist;
  *         -ENOMEM if no stack or no shared state could be had
  */
 struct sc_future sc_thread_spawn(sc_thread_fn fn, const void *cap, size_t cap_size,

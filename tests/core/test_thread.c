@@ -8,6 +8,7 @@
  * Most test bodies are themselves fibers: they read top to bottom, with
  * sc_await where a continuation chain would need a new function.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "core/sched.h"
 #include "core/smp.h"
 #include "core/thread.h"
 #include "tests/harness.h"
@@ -40,8 +42,8 @@ static struct sc_future body_main(void *arg, int argc, char **argv)
 static int run_cfg(struct sc_config *cfg, sc_thread_fn fn, struct sc_run_result *res)
 {
     struct body b = {fn, {0}};
-    tr_step("run a fiber test on the %s world (seed %llu, %u shards)",
-            t_backend_names[backend_i], (unsigned long long)cfg->seed, cfg->smp);
+    tr_step("run a fiber test on the %s world (seed %llu, %u shards)", t_backend_names[backend_i],
+            (unsigned long long)cfg->seed, cfg->smp);
     return sc_run_ex(cfg, body_main, &b, 0, NULL, res);
 }
 
@@ -535,8 +537,8 @@ static struct sc_future busy(void *cap)
         spins++;
         sc_thread_yield();
     }
-    tr_step("busy fiber: %llu spins; other task ran %d, timer ran %d",
-            (unsigned long long)spins, other_ran, timer_ran);
+    tr_step("busy fiber: %llu spins; other task ran %d, timer ran %d", (unsigned long long)spins,
+            other_ran, timer_ran);
     return sc_make_ready(other_ran && timer_ran ? 0 : 1);
 }
 
@@ -642,6 +644,73 @@ START_TEST(await_outside_a_fiber_asserts)
 }
 END_TEST
 
+/* ---- a fiber keeps its scheduling group, whoever wakes it ---- */
+
+struct group_story {
+    struct sc_sched_group g;
+    struct sc_promise p;
+};
+
+static struct sc_future grandchild_fiber(void *cap)
+{
+    struct group_story *gs = *(struct group_story **)cap;
+    T_CHECK(sc_sched_group_equal(sc_sched_group_current(), gs->g),
+            "a fiber spawned without a group should inherit its spawner's (group %u), runs in %u",
+            gs->g.id, sc_sched_group_current().id);
+    return sc_make_ready(5);
+}
+
+static struct sc_future grouped_fiber(void *cap)
+{
+    struct group_story *gs = *(struct group_story **)cap;
+    T_CHECK(sc_sched_group_equal(sc_sched_group_current(), gs->g),
+            "a fiber spawned with attr.group should start in it (%u), runs in %u", gs->g.id,
+            sc_sched_group_current().id);
+    intptr_t v = 0;
+    int rc = sc_await(sc_promise_get_future(&gs->p), &v);
+    tr_step("the grouped fiber woke (value %ld) in group %u", (long)v, sc_sched_group_current().id);
+    T_CHECK(rc == 0 && v == 3, "await: rc %d value %ld", rc, (long)v);
+    T_CHECK(sc_sched_group_equal(sc_sched_group_current(), gs->g),
+            "woken by code of group main, the fiber should still run in its group %u, not %u",
+            gs->g.id, sc_sched_group_current().id);
+    intptr_t w = 0;
+    rc = sc_await(SC_THREAD_SPAWN(grandchild_fiber, gs, NULL), &w);
+    T_CHECK(rc == 0 && w == 5, "grandchild: rc %d value %ld", rc, (long)w);
+    return sc_make_ready(7);
+}
+
+static struct sc_future group_body(void *cap)
+{
+    (void)cap;
+    static struct group_story gs;
+    struct group_story *gp = &gs;
+    int rc = sc_sched_group_create("fibers", 200, &gs.g);
+    T_CHECK(rc == 0, "creating a group: %d", rc);
+    sc_promise_init(&gs.p);
+    struct sc_thread_attr attr = {.group = &gs.g};
+    struct sc_future child = SC_THREAD_SPAWN(grouped_fiber, gp, &attr);
+    T_CHECK(sc_sched_group_equal(sc_sched_group_current(), sc_sched_group_main()),
+            "the test body runs in main");
+    sc_await(sc_sleep(SC_MS(1)), NULL);
+    sc_promise_set_value(&gs.p, 3); /* woken from group main */
+    intptr_t v = 0;
+    rc = sc_await(child, &v);
+    T_CHECK(rc == 0 && v == 7, "the grouped fiber's result: rc %d value %ld", rc, (long)v);
+    struct sc_sched_group bogus = {SC_SCHED_MAX_GROUPS + 3};
+    struct sc_thread_attr bad = {.group = &bogus};
+    rc = sc_await(SC_THREAD_SPAWN(grandchild_fiber, gp, &bad), NULL);
+    T_CHECK(rc == -EINVAL, "spawning into a group that does not exist: %d, expected -EINVAL", rc);
+    return sc_make_ready(0);
+}
+
+START_TEST(fibers_keep_their_group)
+{
+    tr_reset();
+    backend_i = _i;
+    T_CHECK(run_body(group_body) == 0, "the run failed");
+}
+END_TEST
+
 /* ---- the simulator: same seed, same run ---- */
 
 #define DET_FIBERS 12
@@ -715,6 +784,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, yield_lets_others_run, 0, 2);
     tcase_add_loop_test(tc, shutdown_frees_suspended_fibers, 0, 2);
     tcase_add_loop_test_raise_signal(tc, await_outside_a_fiber_asserts, SIGABRT, 0, 2);
+    tcase_add_loop_test(tc, fibers_keep_their_group, 0, 2);
     tcase_add_test(tc, same_seed_same_trace);
     suite_add_tcase(s, tc);
     return s;
