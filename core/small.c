@@ -183,6 +183,7 @@ static void *alloc_slow(struct sc__heap *h, unsigned c)
 
 void *sc__small_alloc(struct sc__heap *h, unsigned c)
 {
+    /* LAB 05 BEGIN: pop from the class's current span (cur); alloc_slow() when it has none */
     struct sc__page *sp = h->cls[c].cur;
     void *p = sp->free;
     if (__builtin_expect(p != NULL, 1)) {
@@ -191,11 +192,13 @@ void *sc__small_alloc(struct sc__heap *h, unsigned c)
         return p;
     }
     return alloc_slow(h, c);
+    /* LAB 05 END: (void)h, (void)c, (void)alloc_slow; return NULL; */
 }
 
 static void free_slow(struct sc__heap *h, struct sc__page *sp)
 {
     struct sc__class *k = &h->cls[sp->cls];
+    /* LAB 05 BEGIN: a full span regains room: back on the list; an empty one (not cur) goes home */
     if (sp->flags & SC__PF_FULL) {
         sp->flags &= (uint8_t)~SC__PF_FULL;
         list_insert(h, k, sp, false);
@@ -204,14 +207,17 @@ static void free_slow(struct sc__heap *h, struct sc__page *sp)
         list_unlink(h, k, sp);
         sc__pages_put(h, idx_of(h, sp));
     }
+    /* LAB 05 END: (void)k, (void)list_insert, (void)list_unlink; */
 }
 
 void sc__small_free(struct sc__heap *h, struct sc__page *sp, void *p)
 {
+    /* LAB 05 BEGIN: push p on its span's list; free_slow() if the span was full or is empty */
     *(void **)p = sp->free;
     sp->free = p;
     if (__builtin_expect(--sp->used == 0 || (sp->flags & SC__PF_FULL), 0))
         free_slow(h, sp);
+    /* LAB 05 END: (void)h, (void)sp, (void)p, (void)free_slow; */
 }
 
 /* ---- frees that go home ---- */
@@ -245,6 +251,7 @@ static void send(struct sc__heap *h, unsigned to)
 void sc__free_foreign(struct sc__heap *h, unsigned owner, void *p)
 {
     if (h && sc__world_heap(owner)) {
+        /* LAB 05 BEGIN: link p into owner's batch (sent++, out_map); send() at SC__BATCH */
         struct sc__batch *b = &h->out[owner];
         *(void **)p = b->head;
         b->head = p;
@@ -253,6 +260,7 @@ void sc__free_foreign(struct sc__heap *h, unsigned owner, void *p)
             h->out_map[owner / 64] |= 1ull << (owner % 64);
         if (b->count >= SC__BATCH)
             send(h, owner);
+        /* LAB 05 END: (void)send; */
         return;
     }
     if (h)
@@ -290,6 +298,7 @@ bool sc__mem_drain(struct sc__heap *h)
         for (unsigned j = 0; j < w->n; j++) {
             if (j == h->id)
                 continue;
+            /* LAB 05 BEGIN: take every batch head in the ring from shard j; free each list here */
             void *heads[32];
             size_t n;
             while ((n = sc_ring_pop(free_ring(w, j, h->id), heads, 32)) > 0) {
@@ -297,6 +306,7 @@ bool sc__mem_drain(struct sc__heap *h)
                     sc__mem_free_list(h, heads[i]);
                 got = true;
             }
+            /* LAB 05 END: (void)j; */
         }
     }
     if (atomic_load_explicit(&h->remote, memory_order_relaxed)) {
