@@ -122,9 +122,11 @@ static void suspend(struct sc__fiber *f)
 static void await_wake(struct sc__waiter *w, intptr_t value, int err)
 {
     struct sc__fiber *f = SC_CONTAINER_OF(w, struct sc__fiber, w);
+    /* LAB 06 BEGIN: keep the outcome in the fiber; queue its task (in its own group) */
     f->in_value = value;
     f->in_err = err;
     sc__task_enqueue(sc__shard(), &f->task); /* its own group, not the waker's */
+    /* LAB 06 END: (void)f, (void)value, (void)err; */
 }
 
 int sc_await(struct sc_future fut, intptr_t *value)
@@ -132,11 +134,13 @@ int sc_await(struct sc_future fut, intptr_t *value)
     struct sc__fiber *f = self("sc_await()");
     sc__future_settle(&fut);
     if (fut.gen != 0) { /* pending: wait for it off the CPU */
+        /* LAB 06 BEGIN: attach the fiber's waiter, suspend, then rebuild fut from the outcome */
         f->w.wake = await_wake;
         sc__future_attach(fut, &f->w);
         suspend(f);
         fut =
             f->in_err ? sc__failed((uintptr_t)f->in_value, f->in_err) : sc_make_ready(f->in_value);
+        /* LAB 06 END: (void)suspend, (void)await_wake; fut = sc_make_error(SC_ELAB_TODO); */
     }
     return sc_future_get(fut, value); /* an error counts as handled */
 }

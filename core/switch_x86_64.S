@@ -28,6 +28,7 @@
     .type   sc__fiber_switch, @function
     .p2align 4
 sc__fiber_switch:
+    /* LAB 06 BEGIN: save rbx rbp r12-r15 below the return address; swap stacks; restore; jump */
     leaq    -48(%rsp), %rsp     /* below the return address: room for six registers */
     movq    %r15, 0(%rsp)
     movq    %r14, 8(%rsp)
@@ -49,6 +50,7 @@ sc__fiber_switch:
      * calls, which after a stack switch is always wrong; an indirect jump is
      * predicted from where it went before. */
     jmp     *%rcx
+    /* LAB 06 END: ret */
     .size   sc__fiber_switch, .-sc__fiber_switch
 
 /*
