@@ -40,7 +40,7 @@ CFLAGS   ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fno-semantic-interposition -pthread -I. $(WARN) $(CFLAGS) -MMD -MP
 # -rdynamic: function names in the stall detector's backtraces
 ALL_LDFLAGS := -pthread -rdynamic $(LDFLAGS)
-LDLIBS_LIB := -lrt -lnuma
+LDLIBS_LIB := -lrt -lnuma -laio -luring
 
 ifeq ($(SAN),asan)
 ALL_CFLAGS  += -DSC_SAN=1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -73,7 +73,7 @@ LIB_ASM   := $(wildcard core/switch_$(HOST_ARCH).S)
 ifeq ($(LIB_ASM),)
 $(error seacore: no fiber context switch for '$(HOST_ARCH)' (core/switch_<arch>.S))
 endif
-LIB_SRCS  := $(filter-out $(LAB_ORIG),$(wildcard core/*.c sim/*.c) $(LIB_ASM)) $(LAB_REPL)
+LIB_SRCS  := $(filter-out $(LAB_ORIG),$(wildcard core/*.c disk/*.c net/*.c sim/*.c) $(LIB_ASM)) $(LAB_REPL)
 LIB_OBJS  := $(patsubst %.S,$(BUILD)/obj/%.o,$(LIB_SRCS:%.c=$(BUILD)/obj/%.o))
 LIB_A     := $(BUILD)/lib/libseacore.a
 LIB_SO    := $(BUILD)/lib/libseacore.so
@@ -114,7 +114,10 @@ $(LIB_SO): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 
-$(BUILD)/bin/seacore-%: $(BUILD)/obj/apps/%/main.o $(LIB_A)
+# An app is every .c file of its folder (apps/NAME/*.c -> seacore-NAME).
+app_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard apps/$(1)/*.c))
+.SECONDEXPANSION:
+$(BUILD)/bin/seacore-%: $$(call app_objs,$$*) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 

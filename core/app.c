@@ -21,6 +21,7 @@ void sc_config_default(struct sc_config *cfg)
     cfg->stall_threshold_ns = 25000000;
     cfg->sim_task_ns = 100;
     cfg->sim_poll_ns = 10;
+    cfg->sim_net_latency_ns = 50000;
     cfg->idle_poll_ns = 200000;
     cfg->sim_step_tasks = 8;
 }
@@ -101,6 +102,13 @@ enum std_opt {
     O_RESERVE,
     O_MALLOC,
     O_ALLOC_FAIL,
+    O_REACTOR,
+    O_NETSTACK,
+    O_IOPROPS,
+    O_NET_LAT,
+    O_NET_RESET,
+    O_NET_STALL,
+    O_DISK_EIO,
     O_HELP,
 };
 
@@ -137,6 +145,16 @@ static const struct {
                   "sc_malloc() is always the shard's)"},
     [O_ALLOC_FAIL] = {"sim-alloc-fail-ppm", true,
                       "N: fail N of every million allocations on shards (sim, by seed)"},
+    [O_REACTOR] = {"reactor-backend", true,
+                   "linux-aio|epoll|io_uring: how shards reach the kernel for disk and "
+                   "socket I/O (real world; default linux-aio)"},
+    [O_NETSTACK] = {"network-stack", true, "posix|native: the network stack (real world)"},
+    [O_IOPROPS] = {"io-properties-file", true,
+                   "PATH: the disk model the I/O scheduler uses (written by seacore-iotune)"},
+    [O_NET_LAT] = {"sim-net-latency-us", true, "N: one-way delay of the simulated network (50)"},
+    [O_NET_RESET] = {"sim-net-reset-ppm", true, "N: simulated connections reset, per million sends"},
+    [O_NET_STALL] = {"sim-net-stall-ppm", true, "N: simulated sends stalled, per million"},
+    [O_DISK_EIO] = {"sim-disk-eio-ppm", true, "N: simulated disk requests failing with EIO, per million"},
     [O_HELP] = {"help", false, "this text"},
 };
 
@@ -330,6 +348,48 @@ static int apply_std(const char *prog, enum std_opt o, const char *v, struct sc_
         if (!parse_u64(v, &x) || x > 1000000)
             return bad(prog, n, v, "expected 0..1000000 (per million)");
         cfg->sim_alloc_fail_ppm = (uint32_t)x;
+        return 0;
+    }
+    case O_REACTOR:
+        if (strcmp(v, "linux-aio") == 0)
+            cfg->reactor_backend = SC_REACTOR_LINUX_AIO;
+        else if (strcmp(v, "epoll") == 0)
+            cfg->reactor_backend = SC_REACTOR_EPOLL;
+        else if (strcmp(v, "io_uring") == 0)
+            cfg->reactor_backend = SC_REACTOR_IO_URING;
+        else
+            return bad(prog, n, v, "expected 'linux-aio', 'epoll' or 'io_uring'");
+        return 0;
+    case O_NETSTACK:
+        if (strcmp(v, "posix") == 0)
+            cfg->network_stack = SC_NET_POSIX;
+        else if (strcmp(v, "native") == 0)
+            cfg->network_stack = SC_NET_NATIVE;
+        else
+            return bad(prog, n, v, "expected 'posix' or 'native'");
+        return 0;
+    case O_IOPROPS:
+        if (!*v)
+            return bad(prog, n, v, "expected a file name");
+        cfg->io_properties_file = v;
+        return 0;
+    case O_NET_LAT: {
+        uint64_t us;
+        if (!parse_u64(v, &us) || us > 10000000)
+            return bad(prog, n, v, "expected microseconds (0..10000000)");
+        cfg->sim_net_latency_ns = us * 1000;
+        return 0;
+    }
+    case O_NET_RESET:
+    case O_NET_STALL:
+    case O_DISK_EIO: {
+        uint64_t x;
+        if (!parse_u64(v, &x) || x > 1000000)
+            return bad(prog, n, v, "expected 0..1000000 (per million)");
+        uint32_t *dst = o == O_NET_RESET   ? &cfg->sim_net_reset_ppm
+                        : o == O_NET_STALL ? &cfg->sim_net_stall_ppm
+                                           : &cfg->sim_disk_eio_ppm;
+        *dst = (uint32_t)x;
         return 0;
     }
     case O_HELP:

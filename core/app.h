@@ -29,6 +29,23 @@ enum sc_backend {
 };
 
 /**
+ * @brief How a real-world shard talks to the kernel for I/O: disk requests,
+ * socket readiness, and sleeping until something completes.
+ * @ingroup ch03
+ */
+enum sc_reactor_backend {
+    SC_REACTOR_LINUX_AIO = 0, /**< libaio: io_submit for disk and socket polls, an eventfd into epoll */
+    SC_REACTOR_EPOLL = 1,     /**< epoll for sockets; disk still through linux-aio */
+    SC_REACTOR_IO_URING = 2,  /**< io_uring (liburing) for disk and socket polls */
+};
+
+/** @brief Which network stack a real-world run uses. @ingroup ch03 */
+enum sc_network_stack {
+    SC_NET_POSIX = 0,  /**< the kernel's sockets, driven by the reactor */
+    SC_NET_NATIVE = 1, /**< the userspace TCP/IP stack (not yet built: listen fails with -ENOSYS) */
+};
+
+/**
  * @brief Everything the standard options set. sc_config_default() fills in
  * the defaults; tests build one directly and call sc_run().
  * @ingroup ch03
@@ -54,6 +71,13 @@ struct sc_config {
     uint64_t reserve_memory;      /**< `--reserve-memory SIZE`: left to the OS (0: the default) */
     bool system_malloc;           /**< `--malloc system`: malloc() stays glibc's on shards */
     uint32_t sim_alloc_fail_ppm;  /**< `--sim-alloc-fail-ppm N`: injected allocation failures */
+    enum sc_reactor_backend reactor_backend; /**< `--reactor-backend` (default linux-aio) */
+    enum sc_network_stack network_stack;     /**< `--network-stack posix|native` (real world) */
+    const char *io_properties_file; /**< `--io-properties-file PATH`: the disk model (iotune) */
+    uint64_t sim_net_latency_ns;    /**< `--sim-net-latency-us N`: one-way delay (default 50 us) */
+    uint32_t sim_net_reset_ppm;     /**< `--sim-net-reset-ppm N`: connections reset, per million sends */
+    uint32_t sim_net_stall_ppm;     /**< `--sim-net-stall-ppm N`: sends stalled 10-100 ms, per million */
+    uint32_t sim_disk_eio_ppm;      /**< `--sim-disk-eio-ppm N`: disk requests failing with EIO */
 };
 
 /** @brief Fill @p cfg with the defaults. @ingroup ch03 */
@@ -88,7 +112,10 @@ struct sc_app_opt {
  * at 10%), `--sim-task-ns N`, `--quiet`, `--smp N`, `--cpuset LIST`,
  * `--idle-poll-time-us N`, `--poll-mode`, `--sim-step-tasks N`, `--memory
  * SIZE`, `--reserve-memory SIZE` (sizes take a K, M, G or T suffix),
- * `--malloc seacore|system`, `--sim-alloc-fail-ppm N`, `--help`. Values may
+ * `--malloc seacore|system`, `--sim-alloc-fail-ppm N`, `--reactor-backend
+ * linux-aio|epoll|io_uring`, `--network-stack posix|native`,
+ * `--io-properties-file PATH`, `--sim-net-latency-us N`, `--sim-net-reset-ppm
+ * N`, `--sim-net-stall-ppm N`, `--sim-disk-eio-ppm N`, `--help`. Values may
  * be given as `--opt V` or `--opt=V`.
  *
  * @return @p fn's exit code; 0 after `--help`; 2 for an unknown or malformed
