@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/kio.h"
 #include "core/mem_impl.h"
 #include "core/shard_impl.h"
 
@@ -191,6 +192,9 @@ static int real_shard_open(struct sc__shard *s, struct real_shard *d)
     ev.data.fd = d->wakefd;
     if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wakefd, &ev) != 0)
         return -errno;
+    int rc = sc__kio_shard_init(s, d->epfd);
+    if (rc < 0)
+        return rc;
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
@@ -257,6 +261,7 @@ static void real_loop(struct sc__shard *s, struct real_shard *d)
         sc__run_timers(s, real_now(s));
         sc__run_tasks(s);
         bool busy = sc__run_pollers(s);
+        busy |= sc__kio_poll(s);
         busy |= sc__smp_poll(s);
         if (s->sched.active || busy || s->stopping) {
             idle_since = 0;
@@ -264,14 +269,14 @@ static void real_loop(struct sc__shard *s, struct real_shard *d)
         }
         /* Pollers are polled, not slept on; --poll-mode never sleeps; and a
          * message stuck behind a full ring needs us to keep trying. */
-        if (s->active_pollers || s->cfg.poll_mode || sc__smp_pending_out(s))
+        if (s->active_pollers || s->cfg.poll_mode || sc__smp_pending_out(s) || !sc__kio_idle(s))
             continue;
         uint64_t now = real_now(s), deadline = sc__next_deadline(s);
         if (deadline <= now)
             continue;
-        if (w->n == 1 && deadline == UINT64_MAX) {
+        if (w->n == 1 && deadline == UINT64_MAX && sc__kio_inflight_of(s) == 0) {
             sc_log(SC_LOG_ERROR, "real engine: the app has not finished, but nothing is left "
-                                 "that could wake it (no task, no timer, no poller)");
+                                 "that could wake it (no task, no timer, no poller, no I/O)");
             s->exit_code = 1;
             break;
         }
@@ -283,7 +288,7 @@ static void real_loop(struct sc__shard *s, struct real_shard *d)
             if (now - idle_since < s->cfg.idle_poll_ns)
                 continue;
         }
-        if (!sc__smp_prepare_sleep(s, deadline == UINT64_MAX))
+        if (!sc__smp_prepare_sleep(s, deadline == UINT64_MAX && sc__kio_inflight_of(s) == 0))
             continue;
         real_sleep(s, d, deadline);
         sc__smp_end_sleep(s);
@@ -412,6 +417,7 @@ static void run_shard(struct real_run *run, unsigned id)
     }
     barrier_arrive(&run->stopped, 1, true); /* no ring is touched after this */
     sc__ledger_report_all();
+    sc__kio_shard_fini(s);
     real_shard_close(d);
     sc__preempt = 0;
 }

@@ -53,6 +53,7 @@ struct sc__kio {
     /* private to the backend */
     struct sc__kio *next;
     uint32_t state;
+    int64_t res; /* a result waiting to be delivered next turn */
     _Alignas(8) unsigned char priv[64]; /* linux-aio: the struct iocb lives here */
 };
 
@@ -94,10 +95,9 @@ int sc__kio_shard_init(struct sc__shard *s, int epfd); /* after the shard's epol
 void sc__kio_shard_fini(struct sc__shard *s);
 /* Submit the batch, reap completions (running done callbacks); true if any work was done. */
 bool sc__kio_poll(struct sc__shard *s);
+/* Requests (and syscalls) of shard s not yet completed. */
+uint64_t sc__kio_inflight_of(struct sc__shard *s);
 /* Nothing is waiting to be submitted (the shard may sleep). */
 bool sc__kio_idle(struct sc__shard *s);
-/* An epoll event whose data.u64 has the kio tag: handled by the backend. */
-#define SC__KIO_EPOLL_TAG (1ull << 63)
-void sc__kio_epoll_event(struct sc__shard *s, uint64_t data, uint32_t events);
 
 #endif

@@ -180,6 +180,9 @@ struct sc__shard {
     struct sc_reactor_stats stats;
 
     void *engine_data; /* the engine's per-shard state */
+    void *kio;         /* core/kio.c: the reactor backend (real world only) */
+    void *disk;        /* disk/io.c: the shard's I/O queue, made on first use */
+    void *net;         /* net/: the stack's per-shard state */
 
     /* cross-shard: per destination, messages waiting for room in its ring */
     struct sc__smp_msg **ovf_head, **ovf_tail;
