@@ -448,8 +448,26 @@ int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
     return sc__smp_shard_init(s, sc__world ? sc__world->n : 1);
 }
 
+int sc__shard_on_fini(struct sc__shard *s, void (*fn)(struct sc__shard *s))
+{
+    for (unsigned i = 0; i < s->nfini_hooks; i++)
+        if (s->fini_hooks[i].fn == fn)
+            return 0;
+    if (s->nfini_hooks == sizeof s->fini_hooks / sizeof s->fini_hooks[0])
+        return -ENOSPC;
+    s->fini_hooks[s->nfini_hooks++].fn = fn;
+    return 0;
+}
+
 void sc__shard_fini(struct sc__shard *s)
 {
+    /* the layers below core first, newest first: they may free into the
+     * pool and the shard's memory, which go last */
+    struct sc__shard *prev = sc__cur;
+    sc__cur = s;
+    while (s->nfini_hooks)
+        s->fini_hooks[--s->nfini_hooks].fn(s);
+    sc__cur = prev;
     /* Timers still armed belong to their owners, who may arm them again in a
      * later run: leave none pointing into the heap that goes away here. */
     for (uint32_t i = 0; i < s->timers.len; i++)

@@ -183,6 +183,12 @@ struct sc__shard {
     void *kio;         /* core/kio.c: the reactor backend (real world only) */
     void *disk;        /* disk/io.c: the shard's I/O queue, made on first use */
     void *net;         /* net/: the stack's per-shard state */
+    /* layers below core (disk/, net/, sim/) tidy their per-shard state at
+     * shard end without core knowing them: sc__shard_on_fini() */
+    struct {
+        void (*fn)(struct sc__shard *s);
+    } fini_hooks[8];
+    unsigned nfini_hooks;
 
     /* cross-shard: per destination, messages waiting for room in its ring */
     struct sc__smp_msg **ovf_head, **ovf_tail;
@@ -238,9 +244,16 @@ static inline void sc__pool_free(void *mem, size_t size)
 
 /* ---- what every engine provides ---- */
 
+struct sc__disk_backend; /* disk/disk_impl.h */
+struct sc__net_stack;    /* net/net_impl.h */
+
 struct sc__engine {
     const char *name;
     bool simulated;
+    /* the simulator's models of the disk and the network (sim/); NULL in
+     * the real world, where disk/ and net/ use the kernel */
+    const struct sc__disk_backend *disk_backend;
+    const struct sc__net_stack *net_stack;
     uint64_t (*now)(struct sc__shard *s);
     /* called when sc__preempt is set: does the running code really have to yield? */
     bool (*need_preempt)(struct sc__shard *s);
@@ -268,6 +281,9 @@ extern const struct sc__engine sc__sim_engine;
 int sc__shard_init(struct sc__shard *s, unsigned id, const struct sc__engine *e,
                    const struct sc_config *cfg);
 void sc__shard_fini(struct sc__shard *s);
+/* Call fn(s) when shard s ends (before its memory goes); once per fn.
+ * Returns 0, or -ENOSPC. */
+int sc__shard_on_fini(struct sc__shard *s, void (*fn)(struct sc__shard *s));
 void sc__shard_start_main(struct sc__shard *s, sc_main_fn fn, void *arg, int argc, char **argv);
 bool sc__run_timers(struct sc__shard *s, uint64_t now);
 bool sc__run_tasks(struct sc__shard *s);

@@ -17,6 +17,8 @@
 #include "core/future.h"
 #include "disk/file.h"
 
+enum sc__dreq_op { SC__DREQ_READ = 1, SC__DREQ_WRITE = 2 };
+
 /* The first member of every backend's open file. */
 struct sc__bfile {
     uint32_t alignment; /* DMA alignment: offsets, lengths, buffers */
@@ -24,7 +26,24 @@ struct sc__bfile {
     bool readable, writable;
 };
 
-enum sc__dreq_op { SC__DREQ_READ = 1, SC__DREQ_WRITE = 2 };
+/* The I/O queue (disk/io.c), for disk/file.c. */
+struct sc__ioq;
+/* This shard's queue, made on first use; NULL with *err set (-ENOMEM, a bad
+ * --io-properties-file: -EINVAL, no backend: -ENOSYS). */
+struct sc__ioq *sc__ioq_get(int *err);
+const struct sc__disk_backend *sc__ioq_backend(struct sc__ioq *q);
+/* Requests of one file in the queue or at the device; close waits for 0. */
+struct sc__inflight {
+    uint32_t n;
+    struct sc_promise *drained; /* resolved (value 0) when n drops to 0 */
+};
+/* Queue a read or write in the current scheduling group's class; the future
+ * gives the bytes transferred. inflight (may be NULL) counts the request
+ * until it completes, before its future resolves. */
+struct sc_future sc__io_submit(struct sc__ioq *q, struct sc__bfile *f, enum sc__dreq_op op,
+                               uint64_t off, void *buf, size_t len, struct sc__inflight *inflight);
+/* A place for disk/file.c's per-shard state (freed by its own fini hook). */
+void **sc__ioq_file_state(struct sc__ioq *q);
 
 /* One read or write, as the backend sees it. The I/O queue owns it. */
 struct sc__dreq {
