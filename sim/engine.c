@@ -154,6 +154,12 @@ static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int ar
     sc__shard_start_main(&shards[0], fn, arg, argc, argv);
 
     struct sc__shard **ready = calloc(n, sizeof *ready);
+    if (!ready) {
+        /* calloc here is the shard's (sc__cur is set), so an injected
+         * allocation failure can land on it: the run must say it failed */
+        sc_log(SC_LOG_ERROR, "sim: out of memory starting the simulator");
+        shards[0].exit_code = 1;
+    }
     while (ready && !shards[0].stopping) {
         unsigned nready = 0;
         for (unsigned i = 0; i < n; i++)
