@@ -212,6 +212,45 @@ START_TEST(close_waits)
 }
 END_TEST
 
+/* ---- permission errors: a file only root may read, opened as nobody ---- */
+
+static char secret[128];
+
+static struct sc_future perm_fiber(void *cap)
+{
+    (void)cap;
+    T_CHECK(sc_await(sc_file_open(secret, SC_FILE_READ), NULL) == -EACCES, "EACCES for nobody");
+    T_CHECK(sc_await(sc_file_remove("/proc/version"), NULL) < 0, "cannot remove /proc/version");
+    return sc_make_ready(0);
+}
+
+static struct sc_future perm_main(void *a, int argc, char **argv)
+{
+    (void)a, (void)argc, (void)argv;
+    return sc_thread_spawn(perm_fiber, NULL, 0, NULL);
+}
+
+START_TEST(permission_denied)
+{
+    tr_reset();
+    /* a fixed place: once we are nobody we cannot remove it, so reuse it */
+    snprintf(secret, sizeof secret, "/tmp/seacore-file-perm");
+    FILE *fp = fopen(secret, "w");
+    T_CHECK(fp != NULL, "create");
+    fclose(fp);
+    T_CHECK(chmod(secret, 0600) == 0, "chmod");
+    if (getuid() == 0) {
+        /* Check runs each test in a child process: dropping root here is
+         * local to this test */
+        tr_step("drop from root to nobody");
+        T_CHECK(setgid(65534) == 0 && setuid(65534) == 0, "setuid nobody");
+    }
+    struct sc_config cfg = t_config(SC_BACKEND_REAL);
+    cfg.smp = 1;
+    T_CHECK(sc_run(&cfg, perm_main, NULL, 0, NULL) == 0, "run failed");
+}
+END_TEST
+
 /* ---- the disk model file ---- */
 
 static void write_text(const char *path, const char *text)
@@ -271,6 +310,7 @@ int main(void)
     tcase_add_loop_test(tc, basics, 0, 3);
     tcase_add_loop_test(tc, close_waits, 0, 3);
     tcase_add_test(tc, model_file);
+    tcase_add_test(tc, permission_denied);
     suite_add_tcase(s, tc);
     return t_main(s);
 }
