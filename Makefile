@@ -73,7 +73,7 @@ LIB_ASM   := $(wildcard core/switch_$(HOST_ARCH).S)
 ifeq ($(LIB_ASM),)
 $(error seacore: no fiber context switch for '$(HOST_ARCH)' (core/switch_<arch>.S))
 endif
-LIB_SRCS  := $(filter-out $(LAB_ORIG),$(wildcard core/*.c sim/*.c) $(LIB_ASM)) $(LAB_REPL)
+LIB_SRCS  := $(filter-out $(LAB_ORIG),$(wildcard core/*.c disk/*.c sim/*.c) $(LIB_ASM)) $(LAB_REPL)
 LIB_OBJS  := $(patsubst %.S,$(BUILD)/obj/%.o,$(LIB_SRCS:%.c=$(BUILD)/obj/%.o))
 LIB_A     := $(BUILD)/lib/libseacore.a
 LIB_SO    := $(BUILD)/lib/libseacore.so

@@ -21,5 +21,6 @@
 #include "core/smp.h"
 #include "core/waitq.h"
 #include "core/thread.h"
+#include "disk/fair_queue.h"
 
 #endif
