@@ -37,11 +37,6 @@
 
 #include "core/future.h"
 
-/**
- * @defgroup ch08 Chapter 8: disk I/O
- * @brief DMA files, the I/O queue, the fair queue and the disk model.
- */
-
 /** @brief Flags for sc_file_open(); combine with `|`. @ingroup ch08 */
 enum sc_file_flags {
     SC_FILE_READ = 1 << 0,     /**< open for reading */
