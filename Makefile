@@ -129,6 +129,12 @@ $(BUILD)/bin/sim_%: $(BUILD)/obj/tests/sim/sim_%.o $(BUILD)/obj/tests/sim/sweep.
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 
+# the crash sweep of the append-only log links the log it tests
+$(BUILD)/bin/sim_applog: $(BUILD)/obj/tests/sim/sim_applog.o $(BUILD)/obj/apps/applog/log.o \
+                         $(BUILD)/obj/tests/sim/sweep.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@

@@ -46,4 +46,10 @@ if [ -x "$BUILD/bin/seacore-demo" ]; then
         fail=1
     fi
 fi
+if [ -x "$BUILD/bin/seacore-applog" ]; then
+    run "$BUILD/bin/seacore-applog" --backend sim
+    run "$BUILD/bin/seacore-applog" --backend sim --sim-disk-eio-ppm 20000 --writers 16
+    # a real fdatasync takes milliseconds: few records
+    run "$BUILD/bin/seacore-applog" --backend real --records 200
+fi
 exit $fail

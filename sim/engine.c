@@ -26,6 +26,7 @@
 
 #include "core/mem_impl.h"
 #include "core/shard_impl.h"
+#include "disk/disk_impl.h"
 
 /* How many queued tasks a shuffle may pick from. Small, so that a shuffled
  * run still looks like a plausible schedule rather than random chaos. */
@@ -221,6 +222,7 @@ static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int ar
 const struct sc__engine sc__sim_engine = {
     .name = "sim",
     .simulated = true,
+    .disk_backend = &sc__sim_disk,
     .now = sim_now,
     .need_preempt = sim_need_preempt,
     .defer_ready = sim_defer_ready,
