@@ -1,6 +1,7 @@
 /**
  * @file seacore.h
- * @brief One include for an app: every public header of core/.
+ * @brief One include for an app: every public header of core/, and the
+ * network API (net/net.h).
  */
 #ifndef SC_SEACORE_H
 #define SC_SEACORE_H
@@ -19,7 +20,9 @@
 #include "core/sem.h"
 #include "core/sharded.h"
 #include "core/smp.h"
+#include "core/stream.h"
 #include "core/waitq.h"
 #include "core/thread.h"
+#include "net/net.h"
 
 #endif

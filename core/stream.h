@@ -22,7 +22,9 @@
  * valid until its future resolves.
  *
  * A stream belongs to one shard. One read and one write may be outstanding at
- * a time (a second is an -EBUSY future).
+ * a time (a second is an -EBUSY future). Errors of the source or sink are
+ * sticky: once one is seen, every later call fails with it (bytes already
+ * buffered are still given out first). Chapter 9 explains the design.
  */
 #ifndef SC_STREAM_H
 #define SC_STREAM_H
@@ -81,9 +83,11 @@ struct sc_istream {
     void *impl;                      /**< private */
     char *buf;                       /**< private: the buffer */
     size_t cap;                      /**< private: its size */
-    size_t start, end;               /**< private: unread bytes are buf[start, end) */
+    size_t start;                    /**< private: unread bytes are buf[start, end) */
+    size_t end;                      /**< private: see start */
     bool eof;                        /**< private: the source said end of stream */
     bool busy;                       /**< private: a read is outstanding */
+    bool closing;                    /**< private: closed while a read was outstanding */
     int err;                         /**< private: a sticky error from the source */
     uint64_t bytes_read;             /**< private: bytes taken from the source */
 };
@@ -95,21 +99,27 @@ struct sc_istream {
 struct sc_ostream {
     const struct sc_sink_ops *ops; /**< private */
     void *impl;                    /**< private */
-    char *buf;                     /**< private: the batch being built */
-    size_t cap;                    /**< private */
+    char *buf;                     /**< private: the batch being filled */
+    size_t cap;                    /**< private: the size of each buffer */
     size_t len;                    /**< private: bytes in the batch */
-    char *spare;                   /**< private: a second buffer, filled while the first is written */
+    char *spare;                   /**< private: the other buffer: idle, or the batch the sink is
+                                        writing (made on the first hand-over) */
     bool busy;                     /**< private: a write to the sink is outstanding */
+    bool pending;                  /**< private: a write, flush or close future is not resolved */
     bool closed;                   /**< private */
+    bool idle_wanted;              /**< private: @p idle waits for the sink's write to end */
     int err;                       /**< private: a sticky error from the sink */
     uint64_t bytes_written;        /**< private: bytes handed to the sink */
     uint64_t sink_writes;          /**< private: calls to the sink's write */
-    struct sc_promise *flush_wait; /**< private */
+    struct sc_promise idle;        /**< private: resolved when the sink's write ends */
 };
 
 /**
  * @brief Set up @p is over a source.
  * @ingroup ch09
+ * @param is the stream (the caller's memory)
+ * @param ops what the source does (kept by pointer: it must outlive the stream)
+ * @param impl the source's own pointer, passed to every call of @p ops
  * @param bufsize the buffer size, which is also the longest line
  *        sc_istream_read_until() can find (0: 8 KiB)
  * @retval 0 ready
@@ -124,7 +134,8 @@ int sc_istream_init(struct sc_istream *is, const struct sc_source_ops *ops, void
  * source if none is).
  * @ingroup ch09
  * @return a future of the number of buffered bytes; 0 at end of stream; the
- *         source's error; -EBUSY if a read is already outstanding
+ *         source's error; -EBUSY if a read is already outstanding; -EBADF
+ *         for a stream that is closed (or was never set up)
  */
 struct sc_future sc_istream_read(struct sc_istream *is);
 
@@ -151,7 +162,8 @@ struct sc_future sc_istream_read_until(struct sc_istream *is, char delim, size_t
 /**
  * @brief Discard @p n bytes, reading as many as needed from the source.
  * @ingroup ch09
- * @return a future of the count skipped (less only at end of stream)
+ * @return a future of the count skipped (less only at end of stream); the
+ *         source's error
  */
 struct sc_future sc_istream_skip(struct sc_istream *is, uint64_t n);
 
@@ -162,7 +174,9 @@ struct sc_future sc_istream_skip(struct sc_istream *is, uint64_t n);
 const char *sc_istream_data(const struct sc_istream *is, size_t *len);
 
 /**
- * @brief Mark @p n buffered bytes as used (at most what sc_istream_data() gives).
+ * @brief Mark @p n buffered bytes as used (at most what sc_istream_data()
+ * gives: more is clamped, with a log line). Not while a read is outstanding
+ * (refused, with a log line): the buffer may move under it.
  * @ingroup ch09
  */
 void sc_istream_consume(struct sc_istream *is, size_t n);
@@ -170,12 +184,20 @@ void sc_istream_consume(struct sc_istream *is, size_t n);
 /** @brief True once the source said end of stream and every byte was consumed. @ingroup ch09 */
 bool sc_istream_eof(const struct sc_istream *is);
 
-/** @brief Release the buffer and close the source. No read may be outstanding. @ingroup ch09 */
+/**
+ * @brief Release the buffer and close the source. If a read is outstanding,
+ * that happens when the source answers, and the read fails with
+ * -ECONNABORTED; @p is must stay in place until then.
+ * @ingroup ch09
+ */
 void sc_istream_close(struct sc_istream *is);
 
 /**
  * @brief Set up @p os over a sink.
  * @ingroup ch09
+ * @param os the stream (the caller's memory)
+ * @param ops what the sink does (kept by pointer: it must outlive the stream)
+ * @param impl the sink's own pointer, passed to every call of @p ops
  * @param bufsize the batch size (0: 8 KiB)
  * @retval 0 ready
  * @retval -EINVAL @p ops has no write
@@ -185,13 +207,21 @@ int sc_ostream_init(struct sc_ostream *os, const struct sc_sink_ops *ops, void *
                     size_t bufsize);
 
 /**
- * @brief Write @p len bytes. Small writes are copied into the batch and
- * return a ready future; a full batch goes to the sink; a write of at least
- * the batch size goes to the sink uncopied (keep @p p valid until the future
- * resolves).
+ * @brief Write @p len bytes.
+ *
+ * A write smaller than the batch is copied: into the batch if it fits;
+ * otherwise the batch is filled to the brim, handed to the sink, and the
+ * rest starts the next batch in the spare buffer. Such a write returns a
+ * ready future, unless the sink is still writing the previous batch: then
+ * it waits for it (the part that did not fit is copied aside, so @p p is
+ * free as soon as the call returns either way). A write of at least the
+ * batch size goes to the sink uncopied, after what is batched: keep @p p
+ * valid until its future resolves.
  * @ingroup ch09
  * @return a future of 0 when the stream can take more; the sink's error
- *         (sticky: every later write fails with it too); -EPIPE after close
+ *         (sticky: every later write fails with it too); -EPIPE after close;
+ *         -EBUSY while another write, flush or close is outstanding;
+ *         -EINVAL for NULL bytes; -EBADF for a stream never set up
  */
 struct sc_future sc_ostream_write(struct sc_ostream *os, const void *p, size_t len);
 
@@ -204,7 +234,7 @@ struct sc_future sc_ostream_write_str(struct sc_ostream *os, const char *s);
 /**
  * @brief Send what is batched to the sink and wait for the sink to take it.
  * @ingroup ch09
- * @return a future of 0; the sink's error
+ * @return a future of 0; the sink's error; -EPIPE after close; -EBUSY
  */
 struct sc_future sc_ostream_flush(struct sc_ostream *os);
 
@@ -212,7 +242,8 @@ struct sc_future sc_ostream_flush(struct sc_ostream *os);
  * @brief Flush, then close the sink (a socket's write side, a file). The
  * buffer is released when the future resolves.
  * @ingroup ch09
- * @return a future of 0; the sink's error (the stream is closed either way)
+ * @return a future of 0; the sink's error (the stream is closed either way);
+ *         -EPIPE if already closed; -EBUSY while a write or flush waits
  */
 struct sc_future sc_ostream_close(struct sc_ostream *os);
 
