@@ -21,5 +21,6 @@
 #include "core/smp.h"
 #include "core/waitq.h"
 #include "core/thread.h"
+#include "sim/simnet.h"
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "core/mem_impl.h"
 #include "core/shard_impl.h"
+#include "sim/sim_impl.h"
 
 /* How many queued tasks a shuffle may pick from. Small, so that a shuffled
  * run still looks like a plausible schedule rather than random chaos. */
@@ -201,6 +202,7 @@ static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int ar
     int code = shards[0].exit_code;
     for (unsigned i = 0; i < n; i++) {
         sc__cur = &shards[i];
+        sc__sim_net_shard_fini(&shards[i]); /* its memory is the shard's: before the shard goes */
         sc__shard_fini(&shards[i]);
     }
     sc__cur = NULL;
