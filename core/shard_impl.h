@@ -167,6 +167,7 @@ struct sc__shard {
     struct sc__ledger ledger;
     uint32_t fstate_gen;
     struct sc__fibers *fibers; /* core/thread.c: made on the shard's first spawn */
+    void *sim_net;             /* sim/net.c: the simulated network's state on this shard */
 
     uint64_t rng[4];       /* the app-visible stream (xoshiro256**) */
     uint64_t sched_rng[4]; /* the simulator's perturbation stream */

@@ -27,6 +27,8 @@
 #include "core/mem_impl.h"
 #include "core/shard_impl.h"
 #include "disk/disk_impl.h"
+#include "net/net_impl.h"
+#include "sim/sim_impl.h"
 
 /* How many queued tasks a shuffle may pick from. Small, so that a shuffled
  * run still looks like a plausible schedule rather than random chaos. */
@@ -208,6 +210,7 @@ static int sim_run(const struct sc_config *cfg, sc_main_fn fn, void *arg, int ar
     int code = shards[0].exit_code;
     for (unsigned i = 0; i < n; i++) {
         sc__cur = &shards[i];
+        sc__sim_net_shard_fini(&shards[i]); /* its memory is the shard's: before the shard goes */
         sc__shard_fini(&shards[i]);
     }
     sc__cur = NULL;
@@ -223,6 +226,7 @@ const struct sc__engine sc__sim_engine = {
     .name = "sim",
     .simulated = true,
     .disk_backend = &sc__sim_disk,
+    .net_stack = &sc__sim_stack,
     .now = sim_now,
     .need_preempt = sim_need_preempt,
     .defer_ready = sim_defer_ready,
