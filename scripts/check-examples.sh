@@ -46,4 +46,8 @@ if [ -x "$BUILD/bin/seacore-demo" ]; then
         fail=1
     fi
 fi
+# httpd in the simulator: its own simulated clients check every reply
+if [ -x "$BUILD/bin/seacore-httpd" ]; then
+    run "$BUILD/bin/seacore-httpd" --backend sim --seed 3 --sim-chaos
+fi
 exit $fail
