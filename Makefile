@@ -87,7 +87,7 @@ BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 LAB_DIRS  := $(sort $(dir $(wildcard labs/[0-9][0-9]-*/grader.c)))
 GRADERS   := $(foreach d,$(LAB_DIRS),$(BUILD)/labs/grader_$(firstword $(subst -, ,$(notdir $(d:/=)))))
 
-.PHONY: all lib run check check-unit check-examples check-sim bench docs lab lab-start \
+.PHONY: all lib run check check-unit check-examples check-sim check-integration bench docs lab lab-start \
         lab-check lab-starter sim asan tsan format clean help
 
 # one test links the shared library instead of the archive (its malloc too must be ours)
@@ -118,6 +118,17 @@ $(LIB_SO): $(LIB_OBJS)
 app_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard apps/$(1)/*.c))
 .SECONDEXPANSION:
 $(BUILD)/bin/seacore-%: $$(call app_objs,$$*) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
+# apps/httpd without its main(): its unit test and its simulation test link it too
+HTTPD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out apps/httpd/main.c,$(wildcard apps/httpd/*.c)))
+
+$(BUILD)/tests/core/test_http: $(BUILD)/obj/tests/core/test_http.o $(BUILD)/obj/tests/harness.o $(BUILD)/obj/apps/httpd/http.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS_LIB)
+
+$(BUILD)/bin/sim_httpd: $(BUILD)/obj/tests/sim/sim_httpd.o $(BUILD)/obj/tests/sim/sweep.o $(HTTPD_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 
@@ -195,13 +206,14 @@ SIM ?= sim_futures
 sim: $(BUILD)/bin/$(SIM)
 	$(BUILD)/bin/$(SIM) --seed $(SEED)
 
-# The three phases run one after the other (each builds with -j): the
+# The phases run one after the other (each builds with -j): the
 # benchmarks in check-examples spin pinned threads on every CPU, and a
 # timing-sensitive unit test (the stall detector's) beside them would starve.
 check:
 	@$(MAKE) --no-print-directory check-unit
 	@$(MAKE) --no-print-directory check-examples
 	@$(MAKE) --no-print-directory check-sim
+	@$(MAKE) --no-print-directory check-integration
 	@echo "seacore: all checks passed ($(BUILD))"
 
 check-unit: $(TESTS) $(SO_CHECK) $(GRADERS)
@@ -214,8 +226,14 @@ check-examples: $(EXAMPLES) $(APPS) $(BENCHES)
 check-sim: $(SIM_TOOLS)
 	@BUILD=$(BUILD) scripts/sim-sweep.sh
 
-bench: $(BENCHES)
+# Real programs against real clients on 127.0.0.1 (curl, wrk, ...): one
+# script per program in tests/integration/
+check-integration: $(APPS)
+	@set -e; for t in tests/integration/*.sh; do echo "== $$t"; BUILD=$(BUILD) $$t; done
+
+bench: $(BENCHES) $(APPS)
 	@set -e; for b in $(BENCHES); do $$b; done
+	@BUILD=$(BUILD) bench/bench_httpd.sh
 
 asan:
 	$(MAKE) SAN=asan check

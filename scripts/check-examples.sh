@@ -52,4 +52,8 @@ if [ -x "$BUILD/bin/seacore-applog" ]; then
     # a real fdatasync takes milliseconds: few records
     run "$BUILD/bin/seacore-applog" --backend real --records 200
 fi
+# httpd in the simulator: its own simulated clients check every reply
+if [ -x "$BUILD/bin/seacore-httpd" ]; then
+    run "$BUILD/bin/seacore-httpd" --backend sim --seed 3 --sim-chaos
+fi
 exit $fail
