@@ -32,7 +32,9 @@ struct sc_file_input_opts {
  * @brief Make @p out an input stream over @p f. The file must stay open
  * until the stream is closed (sc_istream_close() does not close the file).
  * @ingroup ch08
+ * @param f the file (open for reading)
  * @param opts options, or NULL for the defaults
+ * @param out the stream to set up
  * @retval 0 ready
  * @retval -EINVAL a block size that is not a multiple of the alignment, or
  *         read_ahead above 64
@@ -54,7 +56,9 @@ struct sc_file_output_opts {
  * Closing the stream writes the tail, truncates the file to the end of what
  * was written, and flushes it (it does not close the file).
  * @ingroup ch08
+ * @param f the file (open for writing)
  * @param opts options, or NULL for the defaults
+ * @param out the stream to set up
  * @retval 0 ready
  * @retval -EINVAL a bad block size, write_behind above 64, or an unaligned offset
  * @retval -ENOMEM no memory for the buffers
