@@ -156,6 +156,7 @@ struct pconn {
     bool shut_wr;
     bool close_wanted; /* cp waits for the last poll to finish */
     /* reading: one recv waiting for POLLIN */
+    bool rspec; /* try recv before polling: the last recv filled its buffer */
     struct sc__kio rk;
     bool rk_armed;
     struct sc_promise rp;
@@ -200,6 +201,7 @@ static int pconn_setup(struct pconn *pc)
     int one = 1;
     setsockopt(pc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     pc->c.ops = &pconn_ops;
+    pc->rspec = true; /* a new connection may have data waiting already */
     pc->c.local = sock_name(pc->fd, false);
     pc->c.peer = sock_name(pc->fd, true);
     return sc__conn_init_streams(&pc->c, &pconn_source, &pconn_sink, pc);
@@ -265,6 +267,7 @@ static void pconn_readable(struct sc__kio *k, int64_t res)
     ssize_t n = res < 0 ? (ssize_t)res : recv_some(pc->fd, pc->rbuf, pc->rlen);
     if (n == -EAGAIN && (n = arm_read(pc)) == 0)
         return; /* woken for nothing: wait again */
+    pc->rspec = n > 0 && (size_t)n == pc->rlen;
     if (n < 0)
         sc_promise_set_error(&pc->rp, (int)n);
     else
@@ -276,11 +279,20 @@ static struct sc_future pconn_read(void *impl, char *buf, size_t len)
     struct pconn *pc = impl;
     if (pc->closing)
         return sc_make_error(-ECONNABORTED);
-    ssize_t n = recv_some(pc->fd, buf, len);
-    if (n >= 0)
-        return sc_make_ready(n);
-    if (n != -EAGAIN)
-        return sc_make_error((int)n);
+    /* Speculation, as Seastar does it: a recv that filled the buffer
+     * suggests more is waiting, so try again at once; a short one says the
+     * socket is drained, so a recv now would almost always be EAGAIN — a
+     * wasted system call per request for a request/response server. Poll
+     * first instead. */
+    if (pc->rspec) {
+        ssize_t n = recv_some(pc->fd, buf, len);
+        if (n >= 0) {
+            pc->rspec = (size_t)n == len;
+            return sc_make_ready(n);
+        }
+        if (n != -EAGAIN)
+            return sc_make_error((int)n);
+    }
     pc->rbuf = buf;
     pc->rlen = len;
     int rc = arm_read(pc);
