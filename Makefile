@@ -87,7 +87,7 @@ BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 LAB_DIRS  := $(sort $(dir $(wildcard labs/[0-9][0-9]-*/grader.c)))
 GRADERS   := $(foreach d,$(LAB_DIRS),$(BUILD)/labs/grader_$(firstword $(subst -, ,$(notdir $(d:/=)))))
 
-.PHONY: all lib run check check-unit check-examples check-sim bench docs lab lab-start \
+.PHONY: all lib run check check-unit check-examples check-sim check-integration bench docs lab lab-start \
         lab-check lab-starter sim asan tsan format clean help
 
 # one test links the shared library instead of the archive (its malloc too must be ours)
@@ -159,6 +159,8 @@ $(BUILD)/bench/bench_alloc: | $(BUILD)/bench/alloc_peer
 $(BUILD)/bench/bench_smp: PEER_LIBS += $(SMP_PEER_LIBS)
 # bench_fiber's peer: Boost.Context's jump_fcontext (C-callable, declared in the bench)
 $(BUILD)/bench/bench_fiber: PEER_LIBS += -lboost_context
+# bench_disk measures the disk with seacore-iotune first
+$(BUILD)/bench/bench_disk: | $(BUILD)/bin/seacore-iotune
 
 $(BUILD)/obj/labs/%.o: labs/%.c
 	@mkdir -p $(dir $@)
@@ -189,13 +191,14 @@ SIM ?= sim_futures
 sim: $(BUILD)/bin/$(SIM)
 	$(BUILD)/bin/$(SIM) --seed $(SEED)
 
-# The three phases run one after the other (each builds with -j): the
+# The phases run one after the other (each builds with -j): the
 # benchmarks in check-examples spin pinned threads on every CPU, and a
 # timing-sensitive unit test (the stall detector's) beside them would starve.
 check:
 	@$(MAKE) --no-print-directory check-unit
 	@$(MAKE) --no-print-directory check-examples
 	@$(MAKE) --no-print-directory check-sim
+	@$(MAKE) --no-print-directory check-integration
 	@echo "seacore: all checks passed ($(BUILD))"
 
 check-unit: $(TESTS) $(SO_CHECK) $(GRADERS)
@@ -207,6 +210,10 @@ check-examples: $(EXAMPLES) $(APPS) $(BENCHES)
 
 check-sim: $(SIM_TOOLS)
 	@BUILD=$(BUILD) scripts/sim-sweep.sh
+
+# whole programs driven from the shell (tests/integration/*.sh)
+check-integration: $(APPS)
+	@set -e; for t in tests/integration/*.sh; do echo "== $$t"; BUILD=$(BUILD) sh $$t; done
 
 bench: $(BENCHES)
 	@set -e; for b in $(BENCHES); do $$b; done
