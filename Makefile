@@ -176,6 +176,8 @@ $(BUILD)/bench/bench_alloc: | $(BUILD)/bench/alloc_peer
 $(BUILD)/bench/bench_smp: PEER_LIBS += $(SMP_PEER_LIBS)
 # bench_fiber's peer: Boost.Context's jump_fcontext (C-callable, declared in the bench)
 $(BUILD)/bench/bench_fiber: PEER_LIBS += -lboost_context
+# bench_disk measures the disk with seacore-iotune first
+$(BUILD)/bench/bench_disk: | $(BUILD)/bin/seacore-iotune
 
 $(BUILD)/obj/labs/%.o: labs/%.c
 	@mkdir -p $(dir $@)
@@ -229,7 +231,7 @@ check-sim: $(SIM_TOOLS)
 # Real programs against real clients on 127.0.0.1 (curl, wrk, ...): one
 # script per program in tests/integration/
 check-integration: $(APPS)
-	@set -e; for t in tests/integration/*.sh; do echo "== $$t"; BUILD=$(BUILD) $$t; done
+	@set -e; for t in tests/integration/*.sh; do echo "== $$t"; BUILD=$(BUILD) sh $$t; done
 
 bench: $(BENCHES) $(APPS)
 	@set -e; for b in $(BENCHES); do $$b; done
