@@ -18,11 +18,13 @@
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "core/kio.h"
@@ -172,6 +174,14 @@ static bool deliver_late(struct kio_shard *q)
 static void *systhread_main(void *p)
 {
     struct systhread *t = p;
+    /* The thread was born pinned to its shard's CPU (threads inherit their
+     * creator's mask). It blocks in the kernel most of its life; when it
+     * runs, it should run wherever there is room, not steal the shard's CPU. */
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int c = 0; c < CPU_SETSIZE && c < get_nprocs_conf(); c++)
+        CPU_SET(c, &all);
+    pthread_setaffinity_np(pthread_self(), sizeof all, &all); /* best effort: a cpuset may refuse */
     pthread_mutex_lock(&t->mu);
     for (;;) {
         while (!t->in_head && !t->stop)
@@ -215,10 +225,6 @@ static int systhread_start(struct kio_shard *q)
     }
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
-    /* the thread must not inherit the shard's pinning to one CPU alone: it
-     * blocks in the kernel and should not take the shard's CPU when it runs,
-     * but it is also cheap; keeping the default mask of the process is the
-     * simple, honest choice (Seastar does the same). */
     int rc = pthread_create(&t->thread, NULL, systhread_main, t);
     if (rc != 0) {
         pthread_mutex_destroy(&t->mu);

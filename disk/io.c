@@ -214,6 +214,13 @@ struct sc__ioq *sc__ioq_get(int *err)
             *err = rc == -ENOENT ? -ENOENT : -EINVAL;
             return NULL;
         }
+        /* the file describes the whole disk; the shards share it, each with
+         * its own bucket, so each gets its part of every rate */
+        uint64_t n = sc__world ? sc__world->n : 1;
+        q->model.read_iops = q->model.read_iops / n ? q->model.read_iops / n : 1;
+        q->model.write_iops = q->model.write_iops / n ? q->model.write_iops / n : 1;
+        q->model.read_bw = q->model.read_bw / n ? q->model.read_bw / n : 1;
+        q->model.write_bw = q->model.write_bw / n ? q->model.write_bw / n : 1;
         q->has_model = true;
     } else if (be->default_model && be->default_model(&q->model)) {
         q->has_model = true;

@@ -55,7 +55,8 @@ int sc_io_stats(struct sc_sched_group g, struct sc_io_stats *out);
 void sc_io_stats_reset(void);
 
 /**
- * @brief The disk model this shard's queue uses.
+ * @brief The disk model this shard's queue uses: the file's rates divided
+ * by the number of shards (each shard has its own bucket over the same disk).
  * @ingroup ch08
  * @retval 0 filled
  * @retval -ENOENT no model: no token bucket (real world, no --io-properties-file)
