@@ -73,7 +73,12 @@ static struct sc_future accepted(void *cap, intptr_t v)
 static struct sc_future accept_step(void *cap)
 {
     (void)cap;
-    return sc_then(sc_accept(server[sc_this_shard()]), accepted, NULL, 0);
+    /* the server may have been closed between two accepts (stop_here):
+     * a closed socket is freed, so ask before touching it */
+    struct sc_server_socket *s = server[sc_this_shard()];
+    if (!s)
+        return sc_make_error(-ECONNABORTED);
+    return sc_then(sc_accept(s), accepted, NULL, 0);
 }
 
 static struct sc_future listen_here(void *cap)
@@ -92,6 +97,7 @@ static struct sc_future stop_here(void *cap)
 {
     (void)cap;
     sc_server_close(server[sc_this_shard()]);
+    server[sc_this_shard()] = NULL;
     return sc_gate_close(&handlers[sc_this_shard()]);
 }
 
