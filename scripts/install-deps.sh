@@ -4,7 +4,9 @@
 #   engines:         libaio, liburing, libnuma, DPDK
 #   docs:            Doxygen, graphviz
 #   bench peers:     libuv, libevent, Concurrency Kit, jemalloc, mimalloc,
-#                    tcmalloc (gperftools), Boost.Context, fio
+#                    tcmalloc (gperftools), Boost.Context, fio, memcached
+#   real clients:    libmemcached-tools (memccp, memccat, memcstat,
+#                    memccapable, memcslap), netcat-openbsd
 # Run as root (or through sudo). Safe to run again.
 set -eu
 PKGS="build-essential pkg-config check libsubunit-dev \
@@ -12,7 +14,8 @@ PKGS="build-essential pkg-config check libsubunit-dev \
       doxygen graphviz \
       libuv1-dev libevent-dev libck-dev \
       libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
-      libboost-context-dev fio"
+      libboost-context-dev fio \
+      memcached libmemcached-tools netcat-openbsd"
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: needs root: sudo $0" >&2
     exit 1
