@@ -56,4 +56,18 @@ fi
 if [ -x "$BUILD/bin/seacore-httpd" ]; then
     run "$BUILD/bin/seacore-httpd" --backend sim --seed 3 --sim-chaos
 fi
+if [ -x "$BUILD/bin/seacore-memcached" ]; then
+    # the flagship demo: checking clients must find nothing, in the
+    # simulator (also with network faults) and on the real machine
+    run "$BUILD/bin/seacore-memcached" --smp 4
+    run "$BUILD/bin/seacore-memcached" --smp 3 --sim-net-reset-ppm 2000 --sim-chaos
+    run "$BUILD/bin/seacore-memcached" --backend real --smp 2 --port 0 --clients 4 --ops 200
+    # the same seed gives the same trace hash
+    a=$("$BUILD/bin/seacore-memcached" --seed 7 --sim-chaos 2>&1 >/dev/null | grep -o 'trace=[0-9a-f]*')
+    b=$("$BUILD/bin/seacore-memcached" --seed 7 --sim-chaos 2>&1 >/dev/null | grep -o 'trace=[0-9a-f]*')
+    if [ -z "$a" ] || [ "$a" != "$b" ]; then
+        echo "FAILED: seacore-memcached seed 7 gave '$a' then '$b'" >&2
+        fail=1
+    fi
+fi
 exit $fail
