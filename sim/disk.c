@@ -145,7 +145,7 @@ struct inode {
 /* ---- names ---- */
 
 struct nsent {
-    char *name;
+    char *name; /* first: find_sorted() reads it */
     struct inode *ino;
 };
 
@@ -309,12 +309,15 @@ static bool in_dir(const char *name, const char *dir)
 
 /* ---- sorted tables ---- */
 
-static bool ns_find(const struct ns *t, const char *name, size_t *at)
+/* Binary search of a sorted array whose elements each begin with their
+ * name (a char *): the namespace's entries and the directory set alike.
+ * True if found; *at is the match or where the name would go. */
+static bool find_sorted(const void *base, size_t n, size_t stride, const char *name, size_t *at)
 {
-    size_t lo = 0, hi = t->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(t->e[mid].name, name);
+        int c = strcmp(*(char *const *)((const char *)base + mid * stride), name);
         if (c == 0) {
             *at = mid;
             return true;
@@ -326,6 +329,11 @@ static bool ns_find(const struct ns *t, const char *name, size_t *at)
     }
     *at = lo;
     return false;
+}
+
+static bool ns_find(const struct ns *t, const char *name, size_t *at)
+{
+    return find_sorted(t->e, t->n, sizeof *t->e, name, at);
 }
 
 static struct inode *ns_get(const struct ns *t, const char *name)
@@ -394,21 +402,7 @@ static void ns_clear(struct ns *t)
 
 static bool set_find(const struct strset *s, const char *v, size_t *at)
 {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->v[mid], v);
-        if (c == 0) {
-            *at = mid;
-            return true;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *at = lo;
-    return false;
+    return find_sorted(s->v, s->n, sizeof *s->v, v, at);
 }
 
 static int set_add(struct strset *s, const char *v)
