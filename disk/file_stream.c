@@ -26,6 +26,7 @@ struct slot {
     struct sc_future fut; /* the block's read/write, while pending */
     bool pending;
     size_t got, pos; /* input: bytes in the block, bytes already handed out */
+    uint64_t order;  /* output: when the block was sent (oldest completes first) */
 };
 
 /* ---------------------------------------------------------------- input */
@@ -99,14 +100,10 @@ static struct sc_future fin_arrived(void *cap, intptr_t got)
         sl->pos = s->first_skip < sl->got ? s->first_skip : sl->got;
     }
     if (sl->pos == sl->got) {
-        /* an empty block: the end of the file (or only the skipped bytes) */
+        /* an empty block: the end of the file (or only the skipped bytes);
+         * fin_read() asks for more unless the file is known to end here */
         s->head = (s->head + 1) % s->depth;
         s->inuse--;
-        if (s->short_seen) {
-            /* later blocks (if any were asked for) are past the end */
-            return fin_read(s, c->buf, c->len);
-        }
-        fin_issue(s);
         return fin_read(s, c->buf, c->len);
     }
     return fin_copy(s, c->buf, c->len);
@@ -275,8 +272,8 @@ static struct sc_future oldest(struct fout *s)
 {
     struct slot *sl = NULL;
     for (unsigned i = 0; i < s->nslots; i++)
-        if (s->slots[i].pending && (!sl || s->slots[i].got < sl->got))
-            sl = &s->slots[i]; /* got holds the submission order here */
+        if (s->slots[i].pending && (!sl || s->slots[i].order < sl->order))
+            sl = &s->slots[i];
     sl->pending = false;
     s->inuse--;
     return sl->fut;
@@ -287,7 +284,7 @@ static void send_block(struct fout *s, size_t len)
     struct slot *sl = s->fill_slot;
     sl->fut = sc_file_dma_write(s->f, s->off, sl->buf, len);
     sl->pending = true;
-    sl->got = (size_t)s->seq++;
+    sl->order = s->seq++;
     s->inuse++;
     s->off += len;
     s->fill_slot = NULL;
