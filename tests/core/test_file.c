@@ -42,6 +42,28 @@ static void path_in(char *out, size_t n, const char *name)
     snprintf(out, n, "%s/%s", dir, name);
 }
 
+/* The fiber a run's main function starts (sc_main_fn's argument). */
+struct fiber_arg {
+    sc_thread_fn fn;
+};
+
+static struct sc_future fiber_main(void *a, int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return sc_thread_spawn(((const struct fiber_arg *)a)->fn, NULL, 0, NULL);
+}
+
+/* Run fn in a fiber on one real shard with reactor backend number i. */
+static int run_real(int i, sc_thread_fn fn)
+{
+    bi = i;
+    struct sc_config cfg = t_config(SC_BACKEND_REAL);
+    cfg.smp = 1;
+    cfg.reactor_backend = backends[i];
+    struct fiber_arg fa = {fn};
+    return sc_run(&cfg, fiber_main, &fa, 0, NULL);
+}
+
 static struct sc_future basics_fiber(void *cap)
 {
     (void)cap;
@@ -127,12 +149,6 @@ static struct sc_future basics_fiber(void *cap)
     return sc_make_ready(0);
 }
 
-static struct sc_future basics_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(basics_fiber, NULL, 0, NULL);
-}
-
 static void make_dir(void)
 {
     strcpy(dir, "/tmp/seacore-file-XXXXXX");
@@ -141,13 +157,9 @@ static void make_dir(void)
 
 START_TEST(basics)
 {
-    bi = _i;
     tr_reset();
     make_dir();
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    cfg.reactor_backend = backends[bi];
-    T_CHECK(sc_run(&cfg, basics_main, NULL, 0, NULL) == 0, "run failed");
+    T_CHECK(run_real(_i, basics_fiber) == 0, "run failed");
     rmdir(dir);
 }
 END_TEST
@@ -193,21 +205,11 @@ static struct sc_future inflight_fiber(void *cap)
     return sc_make_ready(0);
 }
 
-static struct sc_future inflight_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(inflight_fiber, NULL, 0, NULL);
-}
-
 START_TEST(close_waits)
 {
-    bi = _i;
     tr_reset();
     make_dir();
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    cfg.reactor_backend = backends[bi];
-    T_CHECK(sc_run(&cfg, inflight_main, NULL, 0, NULL) == 0, "run failed");
+    T_CHECK(run_real(_i, inflight_fiber) == 0, "run failed");
     rmdir(dir);
 }
 END_TEST
@@ -222,12 +224,6 @@ static struct sc_future perm_fiber(void *cap)
     T_CHECK(sc_await(sc_file_open(secret, SC_FILE_READ), NULL) == -EACCES, "EACCES for nobody");
     T_CHECK(sc_await(sc_file_remove("/proc/version"), NULL) < 0, "cannot remove /proc/version");
     return sc_make_ready(0);
-}
-
-static struct sc_future perm_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(perm_fiber, NULL, 0, NULL);
 }
 
 START_TEST(permission_denied)
@@ -245,9 +241,7 @@ START_TEST(permission_denied)
         tr_step("drop from root to nobody");
         T_CHECK(setgid(65534) == 0 && setuid(65534) == 0, "setuid nobody");
     }
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    T_CHECK(sc_run(&cfg, perm_main, NULL, 0, NULL) == 0, "run failed");
+    T_CHECK(run_real(0, perm_fiber) == 0, "run failed");
 }
 END_TEST
 

@@ -23,6 +23,28 @@ static const enum sc_reactor_backend backends[] = {SC_REACTOR_LINUX_AIO, SC_REAC
 static const char *const backend_names[] = {"linux-aio", "epoll", "io_uring"};
 static int bi;
 
+/* The fiber a run's main function starts (sc_main_fn's argument). */
+struct fiber_arg {
+    sc_thread_fn fn;
+};
+
+static struct sc_future fiber_main(void *a, int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return sc_thread_spawn(((const struct fiber_arg *)a)->fn, NULL, 0, NULL);
+}
+
+/* Run fn in a fiber on one real shard with reactor backend number i. */
+static int run_real(int i, sc_thread_fn fn)
+{
+    bi = i;
+    struct sc_config cfg = t_config(SC_BACKEND_REAL);
+    cfg.smp = 1;
+    cfg.reactor_backend = backends[i];
+    struct fiber_arg fa = {fn};
+    return sc_run(&cfg, fiber_main, &fa, 0, NULL);
+}
+
 /* ---- a kio as a future ---- */
 
 struct kwait {
@@ -114,20 +136,10 @@ static struct sc_future file_fiber(void *cap)
     return sc_make_ready(0);
 }
 
-static struct sc_future file_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(file_fiber, NULL, 0, NULL);
-}
-
 START_TEST(file_io)
 {
-    bi = _i;
     tr_reset();
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    cfg.reactor_backend = backends[bi];
-    T_CHECK(sc_run(&cfg, file_main, NULL, 0, NULL) == 0, "run failed");
+    T_CHECK(run_real(_i, file_fiber) == 0, "run failed");
 }
 END_TEST
 
@@ -169,20 +181,10 @@ static struct sc_future many_fiber(void *cap)
     return sc_make_ready(0);
 }
 
-static struct sc_future many_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(many_fiber, NULL, 0, NULL);
-}
-
 START_TEST(many_in_flight)
 {
-    bi = _i;
     tr_reset();
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    cfg.reactor_backend = backends[bi];
-    T_CHECK(sc_run(&cfg, many_main, NULL, 0, NULL) == 0, "run failed");
+    T_CHECK(run_real(_i, many_fiber) == 0, "run failed");
 }
 END_TEST
 
@@ -244,20 +246,10 @@ static struct sc_future poll_fiber(void *cap)
     return sc_make_ready(0);
 }
 
-static struct sc_future poll_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(poll_fiber, NULL, 0, NULL);
-}
-
 START_TEST(readiness)
 {
-    bi = _i;
     tr_reset();
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    cfg.reactor_backend = backends[bi];
-    T_CHECK(sc_run(&cfg, poll_main, NULL, 0, NULL) == 0, "run failed");
+    T_CHECK(run_real(_i, poll_fiber) == 0, "run failed");
 }
 END_TEST
 
@@ -300,22 +292,13 @@ static struct sc_future sys_fiber(void *cap)
     return sc_make_ready(0);
 }
 
-static struct sc_future sys_main(void *a, int argc, char **argv)
-{
-    (void)a, (void)argc, (void)argv;
-    return sc_thread_spawn(sys_fiber, NULL, 0, NULL);
-}
-
 START_TEST(syscall_thread)
 {
-    bi = _i;
     tr_reset();
-    struct sc_config cfg = t_config(SC_BACKEND_REAL);
-    cfg.smp = 1;
-    cfg.reactor_backend = backends[bi];
-    T_CHECK(sc_run(&cfg, sys_main, NULL, 0, NULL) == 0, "real run failed");
-    cfg = t_config(SC_BACKEND_SIM);
-    T_CHECK(sc_run(&cfg, sys_main, NULL, 0, NULL) == 0, "sim run failed");
+    T_CHECK(run_real(_i, sys_fiber) == 0, "real run failed");
+    struct sc_config cfg = t_config(SC_BACKEND_SIM);
+    struct fiber_arg fa = {sys_fiber};
+    T_CHECK(sc_run(&cfg, fiber_main, &fa, 0, NULL) == 0, "sim run failed");
 }
 END_TEST
 
