@@ -645,16 +645,21 @@ bool sc__kio_idle(struct sc__shard *s)
     return !q || (!q->pend_head && !q->late_head);
 }
 
-uint64_t sc__kio_inflight(void)
+uint64_t sc__kio_inflight_of(struct sc__shard *s)
 {
-    struct kio_shard *q = ks();
+    struct kio_shard *q = s ? s->kio : NULL;
     return q ? q->inflight : 0;
 }
 
-uint64_t sc__kio_inflight_of(struct sc__shard *s)
+uint64_t sc__kio_inflight(void)
 {
-    struct kio_shard *q = s->kio;
-    return q ? q->inflight : 0;
+    return sc__kio_inflight_of(sc__shard());
+}
+
+bool sc__kio_buffered_async(void)
+{
+    struct kio_shard *q = ks();
+    return q && q->backend == SC_REACTOR_IO_URING;
 }
 
 int sc__kio_cancel(struct sc__kio *k)

@@ -78,6 +78,14 @@ const char *sc__kio_backend_name(void);
 uint64_t sc__kio_inflight(void);
 
 /*
+ * True if READ/WRITE on a file opened without O_DIRECT really run
+ * asynchronously here (io_uring). linux-aio runs them inside io_submit,
+ * blocking the shard in the page cache (or refuses them, for character
+ * devices), so callers send buffered I/O to the syscall thread instead.
+ */
+bool sc__kio_buffered_async(void);
+
+/*
  * Run fn(arg) on this shard's syscall thread (a helper thread that does the
  * blocking calls a shard must not: open, stat, fsync, rename, ...). done(res)
  * runs back on the shard with fn's return value. Requests run one at a time

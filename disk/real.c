@@ -367,9 +367,8 @@ static void late_run(struct sc_task *t)
     r->done(r, err);
 }
 
-/* Buffered reads and writes on the syscall thread: linux-aio runs them
- * synchronously inside io_submit (the shard would block in the page cache)
- * or refuses them (character devices), so only io_uring gets them directly. */
+/* Buffered reads and writes go to the syscall thread unless the reactor
+ * backend can run them without blocking (sc__kio_buffered_async()). */
 static int64_t do_pio(void *arg)
 {
     struct sc__dreq *r = arg;
@@ -390,7 +389,7 @@ static void real_submit(struct sc__dreq *r)
     struct real_file *f = (struct real_file *)r->file;
     struct rw *w = NULL;
     int rc = -ENOMEM;
-    if (!f->b.direct && strcmp(sc__kio_backend_name(), "io_uring") != 0) {
+    if (!f->b.direct && !sc__kio_buffered_async()) {
         rc = sc__syscall(do_pio, pio_done, r);
         if (rc == 0)
             return;
