@@ -39,7 +39,6 @@
 
 /* k->state bits */
 #define K_CANCEL 1u /* a POLL that was asked to finish early */
-#define K_FSYNC_THREAD 2u
 
 struct sysreq {
     struct sysreq *next;
@@ -365,7 +364,6 @@ static void aio_reroute(struct kio_shard *q, struct sc__kio *k, int err)
         sc_log(SC_LOG_INFO, "kio: this kernel's aio has no fdatasync; using the syscall thread");
     }
     if (k->op == SC__KIO_FDSYNC && q->aio_no_fsync) {
-        k->state |= K_FSYNC_THREAD;
         int rc = sc__syscall(fsync_on_thread, fsync_done, k);
         if (rc == 0)
             return;
